@@ -1,0 +1,1128 @@
+"""The per-market order book: price-time priority matching, pure Python.
+
+Integers inside (prices in ticks, quantities in lots, quote in ticks x lots);
+the book never does I/O: every command returns the list of events it caused,
+each with the next per-market sequence number.
+
+Semantics worth knowing (Backpack's, plus the choices made where it is silent):
+
+* Validation failures give one ``OrderRejected`` (nothing else happens).
+  Checks, in order: book state, duplicate order id / clientId (among open
+  orders), shape (limit needs price+quantity; market needs exactly one of
+  quantity / quote_quantity and no price or post-only), price > 0, quantity
+  within [min_quantity, max_quantity], reduce-only only on perps, and for limit
+  orders the price band [min_multiplier, max_multiplier] x last trade price
+  (no band before the first trade). Trigger orders are band-checked when they
+  fire, not when placed.
+* Accepted orders get ``OrderAccepted`` then fills, then rest (GTC limit) or an
+  ``OrderDone``. Post-only orders that would take expire with PostOnlyTaker.
+  FOK checks first whether the whole quantity can trade (same rules as the
+  sweep: limit, price impact, self-trade prevention, reduce-only makers) and
+  otherwise expires with FillOrKill without touching the book. A market order
+  by quote quantity treats FOK as IOC.
+* Price impact: when an order arrives, a buy may not trade above
+  ``max_impact_multiplier x best ask`` nor a sell below
+  ``min_impact_multiplier x best bid``. If that bound (and not the order's own
+  price) stops the sweep while crossing liquidity remains, the remainder
+  expires with PriceImpact -- whatever the time in force, because resting it
+  would leave the book crossed. A GTC limit whose own price is inside the
+  bound is never affected and rests normally.
+* Market orders never rest: a remainder expires with ImmediateOrCancel (or
+  PriceImpact / SelfTradePrevention when those stopped it). A quote-quantity
+  order that stops because its budget cannot buy one more lot is Filled (or
+  Expired/ImmediateOrCancel if it traded nothing).
+* Self-trade prevention is the taker's: RejectTaker (default) expires the
+  taker's remainder, RejectMaker cancels the own maker and goes on,
+  RejectBoth does both, Allow trades.
+* Reduce-only (perps): clamped at acceptance to the account's position
+  (expired with ReduceOnlyNotReduced if it does not reduce). A resting
+  reduce-only maker trades at most the maker account's current reducing
+  capacity (cancelled if none). After each command, per touched account,
+  reduce-only orders on the side that no longer reduces are cancelled and the
+  rest is shrunk newest-first (``OrderModified``) so the total never exceeds
+  |position|.
+* Trigger orders wait in a trigger store (``TriggerPlaced``); the direction is
+  fixed at placement (trigger >= reference: fires when the reference rises to
+  it, else when it falls to it). Firing gives ``OrderTriggered`` then the
+  order goes through validation and matching as a new order with the same id
+  (triggered orders skip the quantity filters: children are sized by fills).
+  Triggers do not fire while the book is Closed or CancelOnly.
+* Stop-loss / take-profit attached to an order become opposite-side trigger
+  orders (reduce-only on perps) on the parent's first fill and grow with each
+  further fill; SL fires on the adverse move, TP on the favourable one. When
+  one fires the other is cancelled. A child that has fired or been cancelled
+  is not recreated by later fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from trading.engine.events import (
+    CancelRejected,
+    Event,
+    Fill,
+    OrderAccepted,
+    OrderDone,
+    OrderModified,
+    OrderRejected,
+    OrderTriggered,
+    TriggerPlaced,
+)
+from trading.engine.levels import BookSide
+from trading.engine.orders import (
+    CancelKind,
+    ExpiryReason,
+    MarketRules,
+    Order,
+    OrderBookState,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    TriggerBy,
+    TriggerDirection,
+)
+from trading.engine.triggers import TriggerStore
+from trading.engine.views import Depth, OrderView
+
+BIG = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
+
+# why a sweep stopped
+_DONE, _LIMIT, _EMPTY, _STP, _BUDGET = range(5)
+
+_BID, _ASK = Side.BID, Side.ASK
+_LIMIT_TYPE, _MARKET_TYPE = OrderType.LIMIT, OrderType.MARKET
+_GTC, _FOK = TimeInForce.GTC, TimeInForce.FOK
+_FILLED, _CANCELLED, _EXPIRED = (
+    OrderStatus.FILLED,
+    OrderStatus.CANCELLED,
+    OrderStatus.EXPIRED,
+)
+_ALLOW = SelfTradePrevention.ALLOW
+_REJECT_TAKER = SelfTradePrevention.REJECT_TAKER
+_REJECT_MAKER = SelfTradePrevention.REJECT_MAKER
+_OPEN = OrderBookState.OPEN
+_SL_BIT, _TP_BIT = 1, 2
+
+
+class OrderBook:
+    """One market's book. See the module docstring for the semantics."""
+
+    def __init__(self, rules: MarketRules, *, sequence: int = 0, trade_id: int = 0) -> None:
+        self.rules = rules
+        self._state = rules.state
+        self._perp = rules.perp
+        self._bids = BookSide(True)
+        self._asks = BookSide(False)
+        self._orders: dict[int, Order] = {}  # resting
+        self._by_account: dict[int, dict[int, Order]] = {}  # resting + triggers
+        self._client_ids: dict[tuple[int, int], Order] = {}
+        self._triggers = TriggerStore()
+        self._positions: dict[int, int] = {}
+        self._ro: dict[int, tuple[dict[int, Order], dict[int, Order]]] = {}
+        self._touched: set[int] = set()
+        self._last: int | None = None
+        self._mark: int | None = None
+        self._index: int | None = None
+        self._seq = sequence
+        self._trade_id = trade_id
+
+    # ------------------------------------------------------------------ commands
+
+    def place(self, cmd: PlaceOrder) -> list[Event]:
+        """Validate, match and rest (or park as a trigger) one order."""
+        events: list[Event] = []
+        self._submit(cmd, events, False, None)
+        if self._triggers.by_id:
+            self._run_triggers(events)
+        return events
+
+    def cancel(
+        self, account: int, order_id: int | None = None, client_id: int | None = None
+    ) -> list[Event]:
+        """Cancel one open order (resting or trigger) by id or by clientId."""
+        events: list[Event] = []
+        order = None
+        if order_id is not None:
+            order = self._orders.get(order_id) or self._triggers.by_id.get(order_id)
+            if order is not None and client_id is not None:
+                if order.client_id != client_id:
+                    order = None
+        elif client_id is not None:
+            order = self._client_ids.get((account, client_id))
+        if order is None or order.account != account:
+            self._seq += 1
+            events.append(
+                CancelRejected(
+                    self._seq, account, order_id, client_id, RejectReason.ORDER_NOT_FOUND
+                )
+            )
+            return events
+        self._cancel_any(order, None, events)
+        return events
+
+    def cancel_all(self, account: int, kind: CancelKind | None = None) -> list[Event]:
+        """Cancel the account's open orders, optionally only one kind."""
+        events: list[Event] = []
+        for order in list(self._by_account.get(account, {}).values()):
+            pending = order.id in self._triggers.by_id
+            if kind is CancelKind.RESTING_LIMIT_ORDER and pending:
+                continue
+            if kind is CancelKind.CONDITIONAL_ORDER and not pending:
+                continue
+            self._cancel_any(order, None, events)
+        return events
+
+    def set_position(self, account: int, lots: int) -> list[Event]:
+        """Load an account's signed net position (perps), then enforce reduce-only."""
+        if not self._perp:
+            raise ValueError(f"{self.rules.symbol} is not a perp market")
+        events: list[Event] = []
+        self._positions[account] = lots
+        self._enforce_reduce_only(account, events)
+        return events
+
+    def on_price(self, mark: int | None = None, index: int | None = None) -> list[Event]:
+        """Update mark and/or index price and fire the triggers they cross."""
+        if mark is not None:
+            self._mark = mark
+        if index is not None:
+            self._index = index
+        events: list[Event] = []
+        self._run_triggers(events)
+        return events
+
+    def set_state(self, state: OrderBookState) -> list[Event]:
+        """Change orderBookState; reopening fires triggers crossed meanwhile."""
+        self._state = state
+        events: list[Event] = []
+        self._run_triggers(events)
+        return events
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def symbol(self) -> str:
+        return self.rules.symbol
+
+    @property
+    def state(self) -> OrderBookState:
+        return self._state
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the last event emitted."""
+        return self._seq
+
+    @property
+    def trade_id(self) -> int:
+        """Id of the last trade."""
+        return self._trade_id
+
+    @property
+    def last_price(self) -> int | None:
+        return self._last
+
+    @property
+    def mark_price(self) -> int | None:
+        return self._mark
+
+    @property
+    def index_price(self) -> int | None:
+        return self._index
+
+    def best_bid(self) -> int | None:
+        return self._bids.best_price()
+
+    def best_ask(self) -> int | None:
+        return self._asks.best_price()
+
+    def depth(self, limit: int = 1000) -> Depth:
+        """Aggregated (price, lots) per level, best first, ``limit`` per side."""
+        return Depth(self._bids.depth(limit), self._asks.depth(limit), self._seq)
+
+    def position(self, account: int) -> int:
+        return self._positions.get(account, 0)
+
+    def positions(self) -> dict[int, int]:
+        return {acct: lots for acct, lots in self._positions.items() if lots}
+
+    def open_orders(self, account: int) -> list[OrderView]:
+        """The account's resting and trigger-pending orders, oldest first."""
+        return [self._view(o) for o in self._by_account.get(account, {}).values()]
+
+    def get_order(self, order_id: int) -> OrderView | None:
+        order = self._orders.get(order_id) or self._triggers.by_id.get(order_id)
+        return None if order is None else self._view(order)
+
+    def get_order_by_client_id(self, account: int, client_id: int) -> OrderView | None:
+        order = self._client_ids.get((account, client_id))
+        return None if order is None else self._view(order)
+
+    def resting_orders(self) -> list[OrderView]:
+        """Every resting order, bids then asks, each level in time priority.
+
+        This is the order :meth:`restore` expects.
+        """
+        return [
+            self._view(order)
+            for side in (self._bids, self._asks)
+            for order in side.orders_in_priority()
+        ]
+
+    def pending_triggers(self) -> list[OrderView]:
+        """Every trigger-pending order in arrival order (what restore expects)."""
+        return [self._view(order) for order in self._triggers.in_arrival_order()]
+
+    # ------------------------------------------------------------------ recovery
+
+    @classmethod
+    def restore(
+        cls,
+        rules: MarketRules,
+        orders: Iterable[OrderView] = (),
+        triggers: Iterable[OrderView] = (),
+        positions: Mapping[int, int] | None = None,
+        *,
+        last_price: int | None = None,
+        mark_price: int | None = None,
+        index_price: int | None = None,
+        sequence: int = 0,
+        trade_id: int = 0,
+    ) -> OrderBook:
+        """Rebuild a book without matching or emitting events.
+
+        ``orders`` are resting orders in their original priority order (within
+        a price level the first given is first in the queue), ``triggers`` the
+        pending trigger orders in arrival order. ``sequence`` / ``trade_id``
+        are the last ones emitted, so the next event continues the stream.
+        Raises ValueError on inconsistent input (duplicate ids, a crossed book,
+        a resting order without price or remaining quantity).
+        """
+        book = cls(rules, sequence=sequence, trade_id=trade_id)
+        book._last, book._mark, book._index = last_price, mark_price, index_price
+        if positions:
+            if not rules.perp and any(positions.values()):
+                raise ValueError("positions are only tracked on perp markets")
+            book._positions.update(positions)
+        for view in orders:
+            if view.price is None or view.remaining <= 0:
+                raise ValueError(f"order {view.order_id} cannot rest")
+            book._check_unique(view)
+            book._rest(_order_from_view(view))
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise ValueError(f"restored book is crossed: bid {bid} >= ask {ask}")
+        for view in triggers:
+            if view.trigger_price is None or view.trigger_direction is None:
+                raise ValueError(f"trigger {view.order_id} lacks price or direction")
+            book._check_unique(view)
+            order = _order_from_view(view)
+            order.direction = view.trigger_direction
+            book._store_trigger(order)
+        return book
+
+    def _check_unique(self, view: OrderView) -> None:
+        if view.order_id in self._orders or view.order_id in self._triggers:
+            raise ValueError(f"duplicate order id {view.order_id}")
+        if view.client_id is not None and (view.account, view.client_id) in self._client_ids:
+            raise ValueError(f"duplicate clientId {view.client_id}")
+
+    # ------------------------------------------------------------------ placement
+
+    def _submit(
+        self,
+        cmd: PlaceOrder,
+        events: list[Event],
+        triggered: bool,
+        quantity: int | None,
+    ) -> None:
+        reason = self._check(cmd, triggered)
+        if reason is not None:
+            self._seq += 1
+            events.append(
+                OrderRejected(
+                    self._seq, cmd.order_id, cmd.account, cmd.client_id, reason, triggered
+                )
+            )
+            return
+        if cmd.trigger_price is not None and not triggered:
+            self._add_trigger(cmd, events)
+            return
+        if quantity is None:
+            quantity = cmd.quantity
+        order = Order(cmd, quantity, cmd.order_type, cmd.price, cmd.reduce_only)
+        self._execute(order, events)
+
+    def _check(self, cmd: PlaceOrder, triggered: bool) -> RejectReason | None:
+        state = self._state
+        is_limit = cmd.order_type is _LIMIT_TYPE
+        if state is not _OPEN:
+            reason = _state_reason(state, is_limit, cmd.post_only)
+            if reason is not None:
+                return reason
+        if not triggered:
+            if cmd.order_id in self._orders or cmd.order_id in self._triggers.by_id:
+                return RejectReason.DUPLICATE_ORDER_ID
+            if cmd.client_id is not None:
+                if not 0 <= cmd.client_id < 1 << 32:
+                    return RejectReason.INVALID_ORDER
+                if (cmd.account, cmd.client_id) in self._client_ids:
+                    return RejectReason.DUPLICATE_CLIENT_ID
+        price = cmd.price
+        if is_limit:
+            if price is None or cmd.quantity is None or cmd.quote_quantity is not None:
+                return RejectReason.INVALID_ORDER
+            if price <= 0:
+                return RejectReason.INVALID_PRICE
+        else:
+            if cmd.post_only or price is not None:
+                return RejectReason.INVALID_ORDER
+            if (cmd.quantity is None) == (cmd.quote_quantity is None):
+                return RejectReason.INVALID_ORDER
+            if cmd.quote_quantity is not None and cmd.quote_quantity <= 0:
+                return RejectReason.INVALID_QUANTITY
+        if cmd.reduce_only and not self._perp:
+            return RejectReason.REDUCE_ONLY_NOT_PERP
+        if not triggered:
+            reason = self._check_new(cmd)
+            if reason is not None:
+                return reason
+        if is_limit and (triggered or cmd.trigger_price is None):
+            last = self._last
+            if last is not None and not self._in_band(price, last):
+                return RejectReason.PRICE_OUT_OF_BOUNDS
+        return None
+
+    def _check_new(self, cmd: PlaceOrder) -> RejectReason | None:
+        """Checks that apply when a command arrives (not when a trigger fires)."""
+        rules = self.rules
+        qty = cmd.quantity
+        if qty is not None and (
+            qty <= 0
+            or qty < rules.min_quantity
+            or (rules.max_quantity is not None and qty > rules.max_quantity)
+        ):
+            return RejectReason.INVALID_QUANTITY
+        if cmd.trigger_price is not None:
+            if cmd.trigger_price <= 0:
+                return RejectReason.INVALID_PRICE
+            if self._reference(cmd.trigger_by) is None:
+                return RejectReason.NO_REFERENCE_PRICE
+        if cmd.stop_loss is not None or cmd.take_profit is not None:
+            return self._check_attached(cmd)
+        return None
+
+    def _check_attached(self, cmd: PlaceOrder) -> RejectReason | None:
+        ids = []
+        for spec, child_id in (
+            (cmd.stop_loss, cmd.stop_loss_order_id),
+            (cmd.take_profit, cmd.take_profit_order_id),
+        ):
+            if spec is None:
+                continue
+            if child_id is None or child_id == cmd.order_id:
+                return RejectReason.INVALID_ORDER
+            if child_id in self._orders or child_id in self._triggers.by_id:
+                return RejectReason.DUPLICATE_ORDER_ID
+            if spec.trigger_price <= 0 or (spec.limit_price is not None and spec.limit_price <= 0):
+                return RejectReason.INVALID_PRICE
+            ids.append(child_id)
+        if len(ids) != len(set(ids)):
+            return RejectReason.INVALID_ORDER
+        return None
+
+    def _in_band(self, price: int, last: int) -> bool:
+        rules = self.rules
+        low, high = rules.band_low, rules.band_high
+        if low is not None and price * low[1] < last * low[0]:
+            return False
+        return high is None or price * high[1] <= last * high[0]
+
+    def _impact_key(self, is_bid: bool, best_key: int) -> int:
+        """The sweep bound set by the impact multipliers, as a book key."""
+        rules = self.rules
+        if is_bid:
+            high = rules.impact_high
+            if high is None:
+                return BIG
+            return best_key * high[0] // high[1]  # floor(best ask x max)
+        low = rules.impact_low
+        if low is None:
+            return BIG
+        # key = -ceil(best_bid x min) = floor(-best_bid x min), best_key = -best_bid
+        return best_key * low[0] // low[1]
+
+    def _execute(self, order: Order, events: list[Event]) -> None:
+        """Match an accepted order, then rest or finish it."""
+        cmd = order.cmd
+        is_bid = order.is_bid
+        if order.reduce_only:
+            pos = self._positions.get(order.account, 0)
+            cap = -pos if is_bid else pos
+            if cap <= 0:
+                self._accepted(order, events)
+                self._done(order, _EXPIRED, ExpiryReason.REDUCE_ONLY_NOT_REDUCED, events)
+                return
+            if order.quantity is None:
+                order.remaining = cap
+            elif order.quantity > cap:
+                order.quantity = order.remaining = cap
+        elif order.quantity is None:
+            order.remaining = BIG
+        self._accepted(order, events)
+
+        opp = self._asks if is_bid else self._bids
+        keys = opp.keys
+        is_limit = order.order_type is _LIMIT_TYPE
+        own_key = (order.price if is_bid else -order.price) if is_limit else BIG
+        tif = cmd.time_in_force
+        if cmd.post_only:
+            if keys and keys[0] <= own_key:
+                self._done(order, _EXPIRED, ExpiryReason.POST_ONLY_TAKER, events)
+            elif tif is _GTC:
+                self._rest(order)
+                self._after_sweep(order, events)
+            else:
+                self._done(order, _EXPIRED, _tif_reason(tif), events)
+            return
+
+        stop = _EMPTY
+        if keys:
+            limit_key = own_key
+            impact = self._impact_key(is_bid, keys[0])
+            if impact < limit_key:
+                limit_key = impact
+            if (
+                tif is _FOK
+                and cmd.quote_quantity is None
+                and not self._fok_fillable(order, opp, limit_key)
+            ):
+                self._done(order, _EXPIRED, ExpiryReason.FILL_OR_KILL, events)
+                return
+            stop = self._match(order, opp, limit_key, cmd.quote_quantity, events)
+            if stop == _LIMIT and limit_key < own_key and keys and keys[0] <= own_key:
+                stop = -1  # stopped by the impact bound, crossing liquidity left
+
+        if order.remaining == 0:
+            self._done(order, _FILLED, None, events)
+        elif stop == _STP:
+            self._done(order, _EXPIRED, ExpiryReason.SELF_TRADE_PREVENTION, events)
+        elif stop == -1:
+            self._done(order, _EXPIRED, ExpiryReason.PRICE_IMPACT, events)
+        elif stop == _BUDGET and order.executed:
+            self._done(order, _FILLED, None, events)
+        elif is_limit and tif is _GTC:
+            self._rest(order)
+        elif tif is _FOK and cmd.quote_quantity is None:
+            self._done(order, _EXPIRED, ExpiryReason.FILL_OR_KILL, events)
+        else:
+            self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
+        if self._perp:
+            self._after_sweep(order, events)
+
+    def _after_sweep(self, order: Order, events: list[Event]) -> None:
+        """Enforce reduce-only limits on every account whose position moved."""
+        touched = self._touched
+        if order.account in self._ro:
+            touched.add(order.account)
+        if touched:
+            for account in sorted(touched):
+                self._enforce_reduce_only(account, events)
+            touched.clear()
+
+    # ------------------------------------------------------------------ matching
+
+    def _match(
+        self,
+        taker: Order,
+        opp: BookSide,
+        limit_key: int,
+        budget: int | None,
+        events: list[Event],
+    ) -> int:
+        """Sweep ``opp`` up to ``limit_key``; return why the sweep stopped."""
+        keys = opp.keys
+        levels = opp.levels
+        taker_id = taker.id
+        taker_account = taker.account
+        taker_cid = taker.client_id
+        taker_ro = taker.reduce_only
+        taker_cmd = taker.cmd
+        stp = taker_cmd.self_trade_prevention
+        allow_self = stp is _ALLOW
+        taker_bid = taker.is_bid
+        taker_side = _BID if taker_bid else _ASK
+        show_remaining = taker.quantity is not None
+        taker_attached = taker_cmd.stop_loss is not None or taker_cmd.take_profit is not None
+        perp = self._perp
+        positions = self._positions
+        ro_accounts = self._ro
+        touched = self._touched
+        orders = self._orders
+        by_account = self._by_account
+        client_ids = self._client_ids
+        last = None
+        stop = None
+        while stop is None:
+            if not taker.remaining:
+                stop = _DONE
+                break
+            if not keys:
+                stop = _EMPTY
+                break
+            key = keys[0]
+            if key > limit_key:
+                stop = _LIMIT
+                break
+            level = levels[key]
+            price = level.price
+            queue = level.orders
+            while level.count:
+                maker = queue[0]
+                if not maker.live:
+                    queue.popleft()
+                    continue
+                maker_account = maker.account
+                if maker_account == taker_account and not allow_self:
+                    if stp is not _REJECT_TAKER:
+                        self._cancel_resting(maker, ExpiryReason.SELF_TRADE_PREVENTION, events)
+                    if stp is not _REJECT_MAKER:
+                        stop = _STP
+                        break
+                    continue
+                qty = maker.remaining
+                if taker.remaining < qty:
+                    qty = taker.remaining
+                if maker.reduce_only:
+                    pos = positions.get(maker_account, 0)
+                    cap = -pos if maker.is_bid else pos
+                    if cap <= 0:
+                        self._cancel_resting(maker, ExpiryReason.REDUCE_ONLY_NOT_REDUCED, events)
+                        continue
+                    if qty > cap:
+                        qty = cap
+                if budget is not None:
+                    afford = budget // price
+                    if afford == 0:
+                        stop = _BUDGET
+                        break
+                    if qty > afford:
+                        qty = afford
+                    budget -= qty * price
+                value = qty * price
+                maker.remaining -= qty
+                maker.executed += qty
+                maker.executed_quote += value
+                taker.remaining -= qty
+                taker.executed += qty
+                taker.executed_quote += value
+                level.total -= qty
+                last = price
+                self._trade_id += 1
+                self._seq += 1
+                events.append(
+                    Fill(
+                        self._seq,
+                        self._trade_id,
+                        price,
+                        qty,
+                        taker_side,
+                        maker.id,
+                        taker_id,
+                        maker_account,
+                        taker_account,
+                        maker.client_id,
+                        taker_cid,
+                        maker.remaining,
+                        taker.remaining if show_remaining else 0,
+                        maker.reduce_only,
+                        taker_ro,
+                    )
+                )
+                if perp:
+                    delta = qty if taker_bid else -qty
+                    positions[taker_account] = positions.get(taker_account, 0) + delta
+                    positions[maker_account] = positions.get(maker_account, 0) - delta
+                    if maker_account in ro_accounts:
+                        touched.add(maker_account)
+                if maker.remaining == 0:
+                    queue.popleft()
+                    level.count -= 1
+                    maker.live = False
+                    maker_id = maker.id
+                    del orders[maker_id]
+                    mine = by_account[maker_account]
+                    del mine[maker_id]
+                    if not mine:
+                        del by_account[maker_account]
+                    if maker.client_id is not None:
+                        del client_ids[(maker_account, maker.client_id)]
+                    if maker.reduce_only:
+                        self._forget_reduce_only(maker)
+                    self._seq += 1
+                    events.append(
+                        OrderDone(
+                            self._seq,
+                            maker_id,
+                            maker_account,
+                            maker.client_id,
+                            _FILLED,
+                            None,
+                            maker.executed,
+                            maker.executed_quote,
+                            0,
+                        )
+                    )
+                mcmd = maker.cmd
+                if mcmd.stop_loss is not None or mcmd.take_profit is not None:
+                    self._spawn_children(maker, qty, events)
+                if taker_attached:
+                    self._spawn_children(taker, qty, events)
+                if not taker.remaining:
+                    break
+            if level.count == 0:
+                opp.drop_if_empty(level)
+        if last is not None:
+            self._last = last
+        return stop
+
+    def _fok_fillable(self, taker: Order, opp: BookSide, limit_key: int) -> bool:
+        """Dry run of the sweep: can the taker's whole remaining quantity trade?"""
+        need = taker.remaining
+        stp = taker.cmd.self_trade_prevention
+        allow_self = stp is _ALLOW
+        positions = self._positions
+        perp = self._perp
+        delta_sign = 1 if taker.is_bid else -1
+        simulated: dict[int, int] = {}
+        got = 0
+        for key in opp.keys.irange(maximum=limit_key):
+            for maker in opp.levels[key].orders:
+                if not maker.live:
+                    continue
+                account = maker.account
+                if account == taker.account and not allow_self:
+                    if stp is _REJECT_MAKER:
+                        continue
+                    return False
+                qty = maker.remaining
+                if maker.reduce_only:
+                    pos = simulated.get(account, positions.get(account, 0))
+                    cap = -pos if maker.is_bid else pos
+                    if cap <= 0:
+                        continue
+                    qty = min(qty, cap)
+                qty = min(qty, need - got)
+                got += qty
+                if got >= need:
+                    return True
+                if perp:
+                    for acct, sign in ((taker.account, delta_sign), (account, -delta_sign)):
+                        base = simulated.get(acct, positions.get(acct, 0))
+                        simulated[acct] = base + sign * qty
+        return False
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _accepted(self, order: Order, events: list[Event]) -> None:
+        cmd = order.cmd
+        self._seq += 1
+        events.append(
+            OrderAccepted(
+                self._seq,
+                order.id,
+                order.account,
+                order.client_id,
+                cmd.side,
+                order.order_type,
+                order.price,
+                order.quantity,
+                cmd.quote_quantity,
+                cmd.time_in_force,
+                cmd.post_only,
+                order.reduce_only,
+                cmd.self_trade_prevention,
+                cmd.created_at,
+            )
+        )
+
+    def _done(
+        self,
+        order: Order,
+        status: OrderStatus,
+        reason: ExpiryReason | None,
+        events: list[Event],
+    ) -> None:
+        remaining = 0
+        if status is not _FILLED and order.quantity is not None:
+            remaining = order.remaining
+        self._seq += 1
+        events.append(
+            OrderDone(
+                self._seq,
+                order.id,
+                order.account,
+                order.client_id,
+                status,
+                reason,
+                order.executed,
+                order.executed_quote,
+                remaining,
+            )
+        )
+
+    def _rest(self, order: Order) -> None:
+        (self._bids if order.is_bid else self._asks).append(order)
+        self._orders[order.id] = order
+        self._register(order)
+        if order.reduce_only:
+            sides = self._ro.get(order.account)
+            if sides is None:
+                sides = self._ro[order.account] = ({}, {})
+            sides[0 if order.is_bid else 1][order.id] = order
+
+    def _register(self, order: Order) -> None:
+        mine = self._by_account.get(order.account)
+        if mine is None:
+            mine = self._by_account[order.account] = {}
+        mine[order.id] = order
+        if order.client_id is not None:
+            self._client_ids[(order.account, order.client_id)] = order
+
+    def _unregister(self, order: Order) -> None:
+        mine = self._by_account[order.account]
+        del mine[order.id]
+        if not mine:
+            del self._by_account[order.account]
+        if order.client_id is not None:
+            del self._client_ids[(order.account, order.client_id)]
+
+    def _forget_reduce_only(self, order: Order) -> None:
+        sides = self._ro[order.account]
+        del sides[0 if order.is_bid else 1][order.id]
+        if not sides[0] and not sides[1]:
+            del self._ro[order.account]
+
+    def _cancel_resting(
+        self, order: Order, reason: ExpiryReason | None, events: list[Event]
+    ) -> None:
+        side = self._bids if order.is_bid else self._asks
+        level = side.level_of(order)
+        order.live = False
+        level.count -= 1
+        level.total -= order.remaining
+        side.drop_if_empty(level)
+        del self._orders[order.id]
+        self._unregister(order)
+        if order.reduce_only:
+            self._forget_reduce_only(order)
+        self._done(order, _CANCELLED, reason, events)
+
+    def _cancel_any(self, order: Order, reason: ExpiryReason | None, events: list[Event]) -> None:
+        if order.id in self._orders:
+            self._cancel_resting(order, reason, events)
+        else:
+            self._triggers.discard(order)
+            order.live = False
+            self._unregister(order)
+            self._done(order, _CANCELLED, reason, events)
+
+    # ------------------------------------------------------------------ reduce-only
+
+    def _enforce_reduce_only(self, account: int, events: list[Event]) -> None:
+        """Cancel non-reducing and shrink (newest first) excess reduce-only orders."""
+        sides = self._ro.get(account)
+        if sides is None:
+            return
+        pos = self._positions.get(account, 0)
+        reason = ExpiryReason.REDUCE_ONLY_NOT_REDUCED
+        for is_bid, resting in ((True, sides[0]), (False, sides[1])):
+            if not resting:
+                continue
+            cap = -pos if is_bid else pos
+            if cap <= 0:
+                for order in list(resting.values()):
+                    self._cancel_resting(order, reason, events)
+                continue
+            excess = sum(order.remaining for order in resting.values()) - cap
+            for order in reversed(list(resting.values())):
+                if excess <= 0:
+                    break
+                if order.remaining <= excess:
+                    excess -= order.remaining
+                    self._cancel_resting(order, reason, events)
+                else:
+                    self._shrink(order, excess, events)
+                    excess = 0
+
+    def _shrink(self, order: Order, lots: int, events: list[Event]) -> None:
+        side = self._bids if order.is_bid else self._asks
+        side.level_of(order).total -= lots
+        order.remaining -= lots
+        order.quantity -= lots
+        self._seq += 1
+        events.append(
+            OrderModified(
+                self._seq,
+                order.id,
+                order.account,
+                order.client_id,
+                order.quantity,
+                order.remaining,
+                ExpiryReason.REDUCE_ONLY_NOT_REDUCED,
+            )
+        )
+
+    # ------------------------------------------------------------------ triggers
+
+    def _reference(self, by: TriggerBy) -> int | None:
+        if by is TriggerBy.LAST_PRICE:
+            return self._last
+        if by is TriggerBy.MARK_PRICE:
+            return self._mark
+        return self._index
+
+    def _add_trigger(self, cmd: PlaceOrder, events: list[Event]) -> None:
+        reference = self._reference(cmd.trigger_by)
+        assert reference is not None and cmd.trigger_price is not None  # _check
+        order = Order(cmd, cmd.quantity, cmd.order_type, cmd.price, cmd.reduce_only)
+        order.direction = (
+            TriggerDirection.UP if cmd.trigger_price >= reference else TriggerDirection.DOWN
+        )
+        self._store_trigger(order)
+        self._trigger_placed(order, events)
+
+    def _store_trigger(self, order: Order) -> None:
+        self._triggers.add(order)
+        self._register(order)
+
+    def _trigger_placed(self, order: Order, events: list[Event]) -> None:
+        cmd = order.cmd
+        assert cmd.trigger_price is not None and order.direction is not None
+        self._seq += 1
+        events.append(
+            TriggerPlaced(
+                self._seq,
+                order.id,
+                order.account,
+                order.client_id,
+                cmd.side,
+                order.order_type,
+                order.price,
+                order.quantity,
+                cmd.quote_quantity,
+                cmd.trigger_price,
+                cmd.trigger_by,
+                order.direction,
+                order.reduce_only,
+                order.parent_id,
+                order.sibling_id,
+            )
+        )
+
+    def _run_triggers(self, events: list[Event]) -> None:
+        """Fire every pending trigger whose reference price has been reached.
+
+        Repeats until quiet: orders fired on LastPrice may trade and move it.
+        """
+        store = self._triggers
+        state = self._state
+        if state is OrderBookState.CLOSED or state is OrderBookState.CANCEL_ONLY:
+            return
+        fired = True
+        while fired and store.by_id:
+            fired = False
+            for by in TriggerBy:
+                reference = self._reference(by)
+                if reference is None:
+                    continue
+                for order in store.crossed(by, reference):
+                    if store.by_id.get(order.id) is not order:
+                        continue  # cancelled by its OCO sibling meanwhile
+                    fired = True
+                    self._fire(order, reference, events)
+
+    def _fire(self, order: Order, reference: int, events: list[Event]) -> None:
+        store = self._triggers
+        cmd = order.cmd
+        assert cmd.trigger_price is not None
+        store.discard(order)
+        order.live = False
+        self._unregister(order)
+        self._seq += 1
+        events.append(
+            OrderTriggered(
+                self._seq,
+                order.id,
+                order.account,
+                order.client_id,
+                cmd.trigger_by,
+                cmd.trigger_price,
+                reference,
+            )
+        )
+        if order.sibling_id is not None:
+            sibling = store.by_id.get(order.sibling_id)
+            if sibling is not None:
+                self._cancel_any(sibling, None, events)
+        self._submit(cmd, events, True, order.quantity)
+
+    def _spawn_children(self, parent: Order, lots: int, events: list[Event]) -> None:
+        """Create or grow the parent's stop-loss / take-profit trigger orders."""
+        cmd = parent.cmd
+        store = self._triggers
+        sl_id, tp_id = cmd.stop_loss_order_id, cmd.take_profit_order_id
+        long = parent.is_bid
+        for bit, spec, child_id, sibling_id, direction in (
+            (
+                _SL_BIT,
+                cmd.stop_loss,
+                sl_id,
+                tp_id if cmd.take_profit else None,
+                TriggerDirection.DOWN if long else TriggerDirection.UP,
+            ),
+            (
+                _TP_BIT,
+                cmd.take_profit,
+                tp_id,
+                sl_id if cmd.stop_loss else None,
+                TriggerDirection.UP if long else TriggerDirection.DOWN,
+            ),
+        ):
+            if spec is None or child_id is None:
+                continue
+            child = store.by_id.get(child_id)
+            if child is not None and child.parent_id == parent.id:
+                child.quantity += lots
+                child.remaining += lots
+                self._seq += 1
+                events.append(
+                    OrderModified(
+                        self._seq,
+                        child.id,
+                        child.account,
+                        child.client_id,
+                        child.quantity,
+                        child.remaining,
+                        None,
+                    )
+                )
+                continue
+            if parent.spawned & bit or child_id in self._orders or child is not None:
+                continue
+            parent.spawned |= bit
+            child_cmd = PlaceOrder(
+                order_id=child_id,
+                account=parent.account,
+                side=_ASK if long else _BID,
+                order_type=_MARKET_TYPE if spec.limit_price is None else _LIMIT_TYPE,
+                price=spec.limit_price,
+                quantity=lots,
+                reduce_only=self._perp,
+                self_trade_prevention=cmd.self_trade_prevention,
+                trigger_price=spec.trigger_price,
+                trigger_by=spec.trigger_by,
+                created_at=cmd.created_at,
+            )
+            child = Order(child_cmd, lots, child_cmd.order_type, spec.limit_price, self._perp)
+            child.direction = direction
+            child.parent_id = parent.id
+            child.sibling_id = sibling_id
+            self._store_trigger(child)
+            self._trigger_placed(child, events)
+
+    # ------------------------------------------------------------------ views
+
+    def _view(self, order: Order) -> OrderView:
+        cmd = order.cmd
+        if order.id in self._triggers.by_id:
+            status = OrderStatus.TRIGGER_PENDING
+        elif order.executed:
+            status = OrderStatus.PARTIALLY_FILLED
+        else:
+            status = OrderStatus.NEW
+        return OrderView(
+            order_id=order.id,
+            account=order.account,
+            side=cmd.side,
+            order_type=order.order_type,
+            price=order.price,
+            quantity=order.quantity,
+            remaining=order.remaining,
+            executed_quantity=order.executed,
+            executed_quote=order.executed_quote,
+            status=status,
+            quote_quantity=cmd.quote_quantity,
+            client_id=order.client_id,
+            time_in_force=cmd.time_in_force,
+            post_only=cmd.post_only,
+            reduce_only=order.reduce_only,
+            self_trade_prevention=cmd.self_trade_prevention,
+            created_at=cmd.created_at,
+            trigger_price=cmd.trigger_price,
+            trigger_by=cmd.trigger_by,
+            trigger_direction=order.direction,
+            parent_id=order.parent_id,
+            sibling_id=order.sibling_id,
+            stop_loss=cmd.stop_loss,
+            take_profit=cmd.take_profit,
+            stop_loss_order_id=cmd.stop_loss_order_id,
+            take_profit_order_id=cmd.take_profit_order_id,
+            stop_loss_spawned=bool(order.spawned & _SL_BIT),
+            take_profit_spawned=bool(order.spawned & _TP_BIT),
+        )
+
+
+def _state_reason(state: OrderBookState, is_limit: bool, post_only: bool) -> RejectReason | None:
+    if state is OrderBookState.CLOSED:
+        return RejectReason.ORDER_BOOK_CLOSED
+    if state is OrderBookState.CANCEL_ONLY:
+        return RejectReason.CANCEL_ONLY
+    if state is OrderBookState.LIMIT_ONLY and not is_limit:
+        return RejectReason.LIMIT_ONLY
+    if state is OrderBookState.POST_ONLY and not (is_limit and post_only):
+        return RejectReason.POST_ONLY_MODE
+    return None
+
+
+def _tif_reason(tif: TimeInForce) -> ExpiryReason:
+    return ExpiryReason.FILL_OR_KILL if tif is _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL
+
+
+def _order_from_view(view: OrderView) -> Order:
+    cmd = PlaceOrder(
+        order_id=view.order_id,
+        account=view.account,
+        side=view.side,
+        order_type=view.order_type,
+        price=view.price,
+        quantity=view.quantity,
+        quote_quantity=view.quote_quantity,
+        time_in_force=view.time_in_force,
+        post_only=view.post_only,
+        reduce_only=view.reduce_only,
+        client_id=view.client_id,
+        self_trade_prevention=view.self_trade_prevention,
+        trigger_price=view.trigger_price,
+        trigger_by=view.trigger_by,
+        stop_loss=view.stop_loss,
+        take_profit=view.take_profit,
+        stop_loss_order_id=view.stop_loss_order_id,
+        take_profit_order_id=view.take_profit_order_id,
+        created_at=view.created_at,
+    )
+    order = Order(cmd, view.quantity, view.order_type, view.price, view.reduce_only)
+    order.remaining = view.remaining
+    order.executed = view.executed_quantity
+    order.executed_quote = view.executed_quote
+    order.parent_id = view.parent_id
+    order.sibling_id = view.sibling_id
+    order.spawned = (_SL_BIT if view.stop_loss_spawned else 0) | (
+        _TP_BIT if view.take_profit_spawned else 0
+    )
+    return order

@@ -1,0 +1,254 @@
+"""Order enums, the place command, market rules and the book's order record.
+
+All prices are integer ticks, quantities integer lots, quote amounts integer
+quote units (ticks x lots); see :mod:`trading.engine.ticks` for the edge
+conversions. Enum values are Backpack's API spellings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from trading.engine.ticks import Scale, ratio
+
+
+class Side(StrEnum):
+    BID = "Bid"
+    ASK = "Ask"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.ASK if self is Side.BID else Side.BID
+
+
+class OrderType(StrEnum):
+    LIMIT = "Limit"
+    MARKET = "Market"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class SelfTradePrevention(StrEnum):
+    REJECT_TAKER = "RejectTaker"
+    REJECT_MAKER = "RejectMaker"
+    REJECT_BOTH = "RejectBoth"
+    ALLOW = "Allow"
+
+
+class TriggerBy(StrEnum):
+    LAST_PRICE = "LastPrice"
+    MARK_PRICE = "MarkPrice"
+    INDEX_PRICE = "IndexPrice"
+
+
+class TriggerDirection(StrEnum):
+    """Fires when the reference price reaches the trigger from below / above."""
+
+    UP = "Up"  # fires when reference >= trigger price
+    DOWN = "Down"  # fires when reference <= trigger price
+
+
+class OrderStatus(StrEnum):
+    NEW = "New"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    FILLED = "Filled"
+    CANCELLED = "Cancelled"
+    EXPIRED = "Expired"
+    TRIGGER_PENDING = "TriggerPending"
+    TRIGGER_FAILED = "TriggerFailed"
+
+
+class ExpiryReason(StrEnum):
+    """Backpack's OrderExpiryReason values the book produces."""
+
+    FILL_OR_KILL = "FillOrKill"
+    IMMEDIATE_OR_CANCEL = "ImmediateOrCancel"
+    POST_ONLY_TAKER = "PostOnlyTaker"
+    PRICE_IMPACT = "PriceImpact"
+    REDUCE_ONLY_NOT_REDUCED = "ReduceOnlyNotReduced"
+    SELF_TRADE_PREVENTION = "SelfTradePrevention"
+
+
+class RejectReason(StrEnum):
+    """Why a command was refused before the order existed in the book."""
+
+    ORDER_BOOK_CLOSED = "OrderBookClosed"
+    CANCEL_ONLY = "CancelOnly"
+    LIMIT_ONLY = "LimitOnly"
+    POST_ONLY_MODE = "PostOnlyMode"
+    DUPLICATE_ORDER_ID = "DuplicateOrderId"
+    DUPLICATE_CLIENT_ID = "DuplicateClientId"
+    INVALID_ORDER = "InvalidOrder"
+    INVALID_PRICE = "InvalidPrice"
+    INVALID_QUANTITY = "InvalidQuantity"
+    PRICE_OUT_OF_BOUNDS = "PriceOutOfBounds"
+    REDUCE_ONLY_NOT_PERP = "ReduceOnlyNotPerp"
+    NO_REFERENCE_PRICE = "NoReferencePrice"
+    ORDER_NOT_FOUND = "OrderNotFound"
+
+
+class OrderBookState(StrEnum):
+    OPEN = "Open"
+    CLOSED = "Closed"
+    CANCEL_ONLY = "CancelOnly"
+    LIMIT_ONLY = "LimitOnly"
+    POST_ONLY = "PostOnly"
+
+
+class CancelKind(StrEnum):
+    """Backpack's CancelOrderTypeEnum for cancel-all."""
+
+    RESTING_LIMIT_ORDER = "RestingLimitOrder"
+    CONDITIONAL_ORDER = "ConditionalOrder"
+
+
+@dataclass(slots=True, frozen=True)
+class Attached:
+    """A stop-loss or take-profit attached to an order.
+
+    Backpack's flat ``stopLossTriggerPrice`` / ``stopLossLimitPrice`` /
+    ``stopLossTriggerBy`` (and ``takeProfit*``) map onto one of these each.
+    ``limit_price`` None means the child is a market order when it fires.
+    """
+
+    trigger_price: int
+    limit_price: int | None = None
+    trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+
+
+@dataclass(slots=True)
+class PlaceOrder:
+    """Command: place one order. Ids are assigned by the caller.
+
+    Exactly one of ``quantity`` / ``quote_quantity`` (market orders only) is
+    given. ``stop_loss_order_id`` / ``take_profit_order_id`` are the ids the
+    child trigger orders will carry when the parent fills.
+    """
+
+    order_id: int
+    account: int
+    side: Side
+    order_type: OrderType = OrderType.LIMIT
+    price: int | None = None
+    quantity: int | None = None
+    quote_quantity: int | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+    client_id: int | None = None
+    self_trade_prevention: SelfTradePrevention = SelfTradePrevention.REJECT_TAKER
+    trigger_price: int | None = None
+    trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    stop_loss: Attached | None = None
+    take_profit: Attached | None = None
+    stop_loss_order_id: int | None = None
+    take_profit_order_id: int | None = None
+    created_at: int | None = None
+
+
+@dataclass(slots=True)
+class MarketRules:
+    """Per-market parameters. Quantities in lots; multipliers as Decimals.
+
+    A multiplier set to None disables that check (useful in tests).
+    """
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    perp: bool = False
+    min_quantity: int = 1
+    max_quantity: int | None = None
+    min_multiplier: Decimal | None = Decimal("0.75")
+    max_multiplier: Decimal | None = Decimal("1.25")
+    min_impact_multiplier: Decimal | None = Decimal("0.95")
+    max_impact_multiplier: Decimal | None = Decimal("1.05")
+    state: OrderBookState = OrderBookState.OPEN
+    scale: Scale = field(init=False)
+    band_low: tuple[int, int] | None = field(init=False)
+    band_high: tuple[int, int] | None = field(init=False)
+    impact_low: tuple[int, int] | None = field(init=False)
+    impact_high: tuple[int, int] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scale = Scale(self.tick_size, self.step_size)
+        self.band_low = _opt_ratio(self.min_multiplier)
+        self.band_high = _opt_ratio(self.max_multiplier)
+        self.impact_low = _opt_ratio(self.min_impact_multiplier)
+        self.impact_high = _opt_ratio(self.max_impact_multiplier)
+
+
+def _opt_ratio(multiplier: Decimal | None) -> tuple[int, int] | None:
+    return None if multiplier is None else ratio(multiplier)
+
+
+class Order:
+    """The book's mutable record of one open order (resting or trigger-pending).
+
+    ``cmd`` keeps the immutable request; the hot fields live in slots.
+    ``live`` is False once the order left the book (levels delete lazily).
+    """
+
+    __slots__ = (
+        "id",
+        "account",
+        "is_bid",
+        "price",
+        "quantity",
+        "remaining",
+        "executed",
+        "executed_quote",
+        "client_id",
+        "reduce_only",
+        "live",
+        "cmd",
+        "order_type",
+        "direction",
+        "parent_id",
+        "sibling_id",
+        "arrival",
+        "spawned",
+    )
+
+    def __init__(
+        self,
+        cmd: PlaceOrder,
+        quantity: int | None,
+        order_type: OrderType,
+        price: int | None,
+        reduce_only: bool,
+    ) -> None:
+        self.id = cmd.order_id
+        self.account = cmd.account
+        self.is_bid = cmd.side is Side.BID
+        self.price = price
+        self.quantity = quantity  # None: market order by quote quantity
+        self.remaining: int = quantity if quantity is not None else 0
+        self.executed = 0
+        self.executed_quote = 0
+        self.client_id = cmd.client_id
+        self.reduce_only = reduce_only
+        self.live = True
+        self.cmd = cmd
+        self.order_type = order_type
+        self.direction: TriggerDirection | None = None
+        self.parent_id: int | None = None
+        self.sibling_id: int | None = None
+        self.arrival = 0
+        self.spawned = 0  # bit 1: stop-loss child created, bit 2: take-profit
+
+    @property
+    def side(self) -> Side:
+        return Side.BID if self.is_bid else Side.ASK
+
+    def __repr__(self) -> str:
+        return (
+            f"Order(id={self.id}, account={self.account}, side={self.side}, "
+            f"price={self.price}, remaining={self.remaining}/{self.quantity})"
+        )
