@@ -1,0 +1,379 @@
+"""The only code that changes accounts, balances and the ledger."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.errors import ExchangeError
+from accounts.models import (
+    Account,
+    ApiKey,
+    Asset,
+    AssetToken,
+    Balance,
+    Blockchain,
+    Deposit,
+    LedgerEntry,
+    Posting,
+    Withdrawal,
+)
+
+Leg = tuple[Account, str, Decimal]  # (account, asset symbol, signed amount)
+
+_decimals_cache: dict[str, int] = {}
+
+
+def asset_decimals(symbol: str) -> int:
+    """Decimals of an asset (cached per process; cleared when an Asset is saved)."""
+    if symbol not in _decimals_cache:
+        _decimals_cache.update(Asset.objects.values_list("symbol", "decimals"))
+    try:
+        return _decimals_cache[symbol]
+    except KeyError:
+        raise ExchangeError("INVALID_ASSET", f"Unknown asset {symbol}") from None
+
+
+def clear_asset_cache() -> None:
+    _decimals_cache.clear()
+
+
+def check_precision(symbol: str, amount: Decimal) -> None:
+    """Refuse amounts that are not Decimal or are finer than the asset's decimals."""
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise ExchangeError("INVALID_QUANTITY", f"{amount!r} is not a decimal amount")
+    quantum = Decimal(1).scaleb(-asset_decimals(symbol))
+    if amount != amount.quantize(quantum):
+        raise ExchangeError(
+            "INVALID_QUANTITY", f"{amount} {symbol} is finer than {quantum} ({symbol} decimals)"
+        )
+
+
+def system_account(name: str) -> Account:
+    return Account.objects.get(kind=Account.Kind.SYSTEM, name=name)
+
+
+def account_for_user(user: AbstractBaseUser) -> Account:
+    account, _ = Account.objects.get_or_create(user=user, defaults={"name": f"user:{user.pk}"})
+    return account
+
+
+@transaction.atomic
+def post_entry(
+    kind: str,
+    legs: Iterable[Leg],
+    *,
+    memo: str = "",
+    reference: str | None = None,
+) -> LedgerEntry:
+    """Write one balanced ledger entry and update the cached balances.
+
+    Refuses (ExchangeError, nothing written) an entry whose legs do not sum to zero per
+    asset, or any amount finer than its asset's decimals. Balances are read and written
+    under row locks in a fixed order, so concurrent entries never lose an update.
+    """
+    legs = [leg for leg in legs if leg[2] != 0]
+    if not legs:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "A ledger entry needs at least one amount")
+    per_asset: dict[str, Decimal] = defaultdict(Decimal)
+    deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for account, symbol, amount in legs:
+        check_precision(symbol, amount)
+        per_asset[symbol] += amount
+        deltas[(account.pk, symbol)] += amount
+    unbalanced = {s: total for s, total in per_asset.items() if total != 0}
+    if unbalanced:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
+    entry = LedgerEntry.objects.create(kind=kind, memo=memo[:255], reference=reference)
+    Posting.objects.bulk_create(
+        Posting(entry=entry, account=account, asset_id=symbol, amount=amount)
+        for account, symbol, amount in legs
+    )
+    apply_balance_deltas(deltas)
+    return entry
+
+
+def apply_balance_deltas(deltas: dict[tuple[int, str], Decimal], field: str = "amount") -> None:
+    """Add signed deltas to Balance.<field> for (account id, asset) keys, in key order."""
+    keys = sorted(k for k, v in deltas.items() if v != 0)
+    if not keys:
+        return
+    Balance.objects.bulk_create(
+        [Balance(account_id=a, asset_id=s) for a, s in keys], ignore_conflicts=True
+    )
+    account_ids = {a for a, _ in keys}
+    symbols = {s for _, s in keys}
+    rows = (
+        Balance.objects.select_for_update()
+        .filter(account_id__in=account_ids, asset_id__in=symbols)
+        .order_by("account_id", "asset_id")
+    )
+    changed = []
+    for balance in rows:
+        delta = deltas.get((balance.account_id, balance.asset_id))
+        if delta:
+            setattr(balance, field, getattr(balance, field) + delta)
+            changed.append(balance)
+    Balance.objects.bulk_update(changed, [field])
+
+
+def balance_of(account: Account, symbol: str, *, for_update: bool = False) -> Balance:
+    qs = Balance.objects.select_for_update() if for_update else Balance.objects
+    balance, _ = qs.get_or_create(account=account, asset_id=symbol)
+    return balance
+
+
+@transaction.atomic
+def lock(account: Account, symbol: str, amount: Decimal) -> None:
+    """Lock part of an available balance (open orders, pending withdrawals)."""
+    check_precision(symbol, amount)
+    balance = balance_of(account, symbol, for_update=True)
+    if amount > balance.available:
+        raise ExchangeError(
+            "INSUFFICIENT_FUNDS", f"Available {balance.available} {symbol} < {amount} {symbol}"
+        )
+    balance.locked += amount
+    balance.save(update_fields=["locked"])
+
+
+@transaction.atomic
+def unlock(account: Account, symbol: str, amount: Decimal) -> None:
+    balance = balance_of(account, symbol, for_update=True)
+    if amount > balance.locked:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Cannot unlock more than {balance.locked}")
+    balance.locked -= amount
+    balance.save(update_fields=["locked"])
+
+
+# Deposits -------------------------------------------------------------------------------
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base58(raw: bytes) -> str:
+    n = int.from_bytes(raw, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _BASE58[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+def deposit_address(account: Account, blockchain: str) -> str:
+    """The account's deterministic deposit address on a simulated chain."""
+    if blockchain not in Blockchain.values:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unknown blockchain {blockchain}")
+    digest = hmac.new(
+        settings.DEPOSIT_ADDRESS_SEED.encode(),
+        f"{blockchain}:{account.pk}".encode(),
+        hashlib.sha256,
+    ).digest()
+    if blockchain == Blockchain.ETHEREUM:
+        return "0x" + digest[:20].hex()
+    if blockchain == Blockchain.BITCOIN:
+        return "bc1q" + base64.b32encode(digest[:20]).decode().lower().rstrip("=")
+    return _base58(digest)
+
+
+def default_blockchain(symbol: str) -> str:
+    token = AssetToken.objects.filter(asset_id=symbol, deposit_enabled=True).first()
+    if token is None:
+        raise ExchangeError("INVALID_ASSET", f"{symbol} cannot be deposited")
+    return token.blockchain
+
+
+@transaction.atomic
+def deposit(
+    account: Account,
+    symbol: str,
+    quantity: Decimal,
+    *,
+    blockchain: str | None = None,
+    source: str = Deposit.Source.ADMIN,
+    transaction_hash: str | None = None,
+    confirm: bool = True,
+) -> Deposit:
+    """Record a deposit from a (simulated) chain; confirmed at once unless confirm=False."""
+    check_precision(symbol, quantity)
+    if quantity <= 0:
+        raise ExchangeError("INVALID_QUANTITY", "A deposit must be positive")
+    chain = blockchain or default_blockchain(symbol)
+    if not AssetToken.objects.filter(asset_id=symbol, blockchain=chain).exists():
+        raise ExchangeError("INVALID_ASSET", f"{symbol} is not on {chain}")
+    dep = Deposit.objects.create(
+        account=account,
+        asset_id=symbol,
+        blockchain=chain,
+        quantity=quantity,
+        to_address=deposit_address(account, chain),
+        transaction_hash=transaction_hash or secrets.token_hex(32),
+        source=source,
+    )
+    if confirm:
+        confirm_deposit(dep)
+    return dep
+
+
+@transaction.atomic
+def confirm_deposit(dep: Deposit) -> Deposit:
+    """Credit a pending deposit (idempotent: a confirmed deposit is left as it is)."""
+    dep = Deposit.objects.select_for_update().get(pk=dep.pk)
+    if dep.status == Deposit.Status.CONFIRMED:
+        return dep
+    dep.entry = post_entry(
+        LedgerEntry.Kind.DEPOSIT,
+        [
+            (system_account(Account.WORLD), dep.asset_id, -dep.quantity),
+            (dep.account, dep.asset_id, dep.quantity),
+        ],
+        memo=f"deposit #{dep.pk} {dep.blockchain} {dep.transaction_hash[:16]}",
+        reference=f"deposit:{dep.pk}",
+    )
+    dep.status = Deposit.Status.CONFIRMED
+    dep.save(update_fields=["entry", "status"])
+    return dep
+
+
+def faucet(account: Account, symbol: str) -> Deposit:
+    """Testnet faucet: deposit the asset's faucet amount (only with EXCHANGE_TESTNET)."""
+    if not settings.EXCHANGE_TESTNET:
+        raise ExchangeError("FORBIDDEN", "The faucet exists only on testnet", status=403)
+    asset = Asset.objects.filter(symbol=symbol).first()
+    if asset is None or asset.faucet_amount <= 0:
+        raise ExchangeError("INVALID_ASSET", f"No faucet for {symbol}")
+    return deposit(account, symbol, asset.faucet_amount, source=Deposit.Source.FAUCET)
+
+
+# Withdrawals ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def request_withdrawal(
+    account: Account,
+    symbol: str,
+    quantity: Decimal,
+    *,
+    blockchain: str,
+    address: str,
+    client_id: str = "",
+) -> Withdrawal:
+    """Lock quantity + fee and record a pending withdrawal; confirm it at once when it is at
+    or under the asset's auto-confirm threshold."""
+    check_precision(symbol, quantity)
+    if quantity <= 0:
+        raise ExchangeError("INVALID_QUANTITY", "A withdrawal must be positive")
+    token = AssetToken.objects.filter(asset_id=symbol, blockchain=blockchain).first()
+    if token is None or not token.withdraw_enabled:
+        raise ExchangeError("INVALID_ASSET", f"{symbol} cannot be withdrawn on {blockchain}")
+    if quantity < token.minimum_withdrawal:
+        raise ExchangeError("INVALID_QUANTITY", f"Minimum withdrawal is {token.minimum_withdrawal}")
+    if token.maximum_withdrawal is not None and quantity > token.maximum_withdrawal:
+        raise ExchangeError("INVALID_QUANTITY", f"Maximum withdrawal is {token.maximum_withdrawal}")
+    if not address or len(address) > 128:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "A withdrawal needs a valid address")
+    lock(account, symbol, quantity + token.withdrawal_fee)
+    withdrawal = Withdrawal.objects.create(
+        account=account,
+        asset_id=symbol,
+        blockchain=blockchain,
+        quantity=quantity,
+        fee=token.withdrawal_fee,
+        to_address=address,
+        client_id=client_id,
+    )
+    if quantity <= Asset.objects.get(pk=symbol).auto_withdrawal_threshold:
+        confirm_withdrawal(withdrawal)
+    return withdrawal
+
+
+@transaction.atomic
+def confirm_withdrawal(withdrawal: Withdrawal) -> Withdrawal:
+    """Send a pending withdrawal out: unlock, then debit quantity to the world and fee to fees."""
+    w = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+    if w.status != Withdrawal.Status.PENDING:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Withdrawal #{w.pk} is {w.status}")
+    unlock(w.account, w.asset_id, w.quantity + w.fee)
+    w.entry = post_entry(
+        LedgerEntry.Kind.WITHDRAWAL,
+        [
+            (w.account, w.asset_id, -(w.quantity + w.fee)),
+            (system_account(Account.WORLD), w.asset_id, w.quantity),
+            (system_account(Account.FEES), w.asset_id, w.fee),
+        ],
+        memo=f"withdrawal #{w.pk} to {w.to_address}",
+        reference=f"withdrawal:{w.pk}",
+    )
+    w.status = Withdrawal.Status.CONFIRMED
+    w.transaction_hash = secrets.token_hex(32)
+    w.save(update_fields=["entry", "status", "transaction_hash"])
+    return w
+
+
+@transaction.atomic
+def void_withdrawal(withdrawal: Withdrawal) -> Withdrawal:
+    """Cancel a pending withdrawal: the locked amount is released, nothing moves."""
+    w = Withdrawal.objects.select_for_update().get(pk=withdrawal.pk)
+    if w.status != Withdrawal.Status.PENDING:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Withdrawal #{w.pk} is {w.status}")
+    unlock(w.account, w.asset_id, w.quantity + w.fee)
+    w.status = Withdrawal.Status.VOID
+    w.save(update_fields=["status"])
+    return w
+
+
+# Settings and API keys ------------------------------------------------------------------
+
+SETTING_FIELDS = {
+    "autoLend": "auto_lend",
+    "autoRealizePnl": "auto_realize_pnl",
+    "autoRepayBorrows": "auto_repay_borrows",
+    "autoBorrowSettlements": "auto_borrow_settlements",
+    "leverageLimit": "leverage_limit",
+}
+MAX_LEVERAGE = Decimal(50)
+
+
+def update_settings(account: Account, **changes: object) -> Account:
+    """Change account settings given by their API names (autoLend, leverageLimit, ...)."""
+    unknown = set(changes) - set(SETTING_FIELDS)
+    if unknown:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unknown settings: {sorted(unknown)}")
+    for api_name, value in changes.items():
+        if api_name == "leverageLimit":
+            try:
+                value = Decimal(str(value))
+            except ArithmeticError:
+                raise ExchangeError("INVALID_CLIENT_REQUEST", "leverageLimit is a number") from None
+            if not value.is_finite() or not Decimal(1) <= value <= MAX_LEVERAGE:
+                raise ExchangeError(
+                    "MAX_LEVERAGE_REACHED", f"leverageLimit must be from 1 to {MAX_LEVERAGE}"
+                )
+        elif not isinstance(value, bool):
+            raise ExchangeError("INVALID_CLIENT_REQUEST", f"{api_name} must be true or false")
+        setattr(account, SETTING_FIELDS[api_name], value)
+    account.save(update_fields=[SETTING_FIELDS[n] for n in changes])
+    return account
+
+
+def create_api_key(account: Account, label: str = "") -> tuple[ApiKey, str]:
+    """Generate an ED25519 key pair; keep the public key, return the secret seed (base64)
+    to be shown once."""
+    private = ed25519.Ed25519PrivateKey.generate()
+    seed = base64.b64encode(private.private_bytes_raw()).decode()
+    public = base64.b64encode(private.public_key().public_bytes_raw()).decode()
+    key = ApiKey.objects.create(account=account, public_key=public, label=label[:64])
+    return key, seed
+
+
+def revoke_api_key(key: ApiKey) -> None:
+    key.revoked_at = timezone.now()
+    key.save(update_fields=["revoked_at"])

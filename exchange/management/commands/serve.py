@@ -1,0 +1,31 @@
+"""Serve the exchange over ASGI (HTTP and WebSockets) with daphne.
+
+On the embedded default (no REDIS_URL) the periodic jobs run inside this process; with
+REDIS_URL set they belong to Celery beat and workers, started separately.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Serve the exchange (daphne); on the embedded default also run the periodic jobs."
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-jobs", action="store_true", help="do not run periodic jobs")
+
+    def handle(self, *args: object, **opts: object) -> None:
+        from daphne.cli import CommandLineInterface
+
+        from exchange.celery import app
+        from exchange.embedded import PeriodicJobs
+
+        if not settings.REDIS_URL and not opts["no_jobs"]:
+            PeriodicJobs(app, settings.CELERY_BEAT_SCHEDULE).start()
+            self.stdout.write("embedded: periodic jobs run in this process")
+        self.stdout.write(f"serving http://{opts['host']}:{opts['port']}/")
+        CommandLineInterface().run(
+            ["-b", str(opts["host"]), "-p", str(opts["port"]), "exchange.asgi:application"]
+        )

@@ -1,0 +1,3 @@
+"""WebSocket routes (Backpack's streams at / and /ws arrive with the API issue)."""
+
+websocket_urlpatterns: list = []
