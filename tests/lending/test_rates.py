@@ -1,5 +1,6 @@
 """Pool math of lending/rates.py: hand-computed tables, then properties (hypothesis)."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from fractions import Fraction
@@ -29,6 +30,15 @@ from lending.rates import (
 )
 
 D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """This module is pure (no Django): shadow tests/conftest.py's cache-clearing fixture
+    so that it runs with ``-p no:django`` and no settings module."""
+    yield
+
+
 BOUNDED = settings(max_examples=200, deadline=None)
 
 
@@ -129,9 +139,7 @@ def test_hourly_interest_rounding() -> None:
 
 def test_interest_half_even_and_bad_input() -> None:
     # 1 * 0.0876 * 3600 / 31,536,000 = 0.00001 exactly -> 0.000010 at 6 places
-    assert interest_for_period(D("1"), D("0.0876"), 5, 3600, "ROUND_HALF_EVEN") == D(
-        "0.00001"
-    )
+    assert interest_for_period(D("1"), D("0.0876"), 5, 3600, "ROUND_HALF_EVEN") == D("0.00001")
     with pytest.raises(ValueError):
         borrower_interest(D("-1"), D("0.1"), 6)
     with pytest.raises(ValueError):
@@ -147,9 +155,7 @@ def test_entry_fee_to_next_hour() -> None:
     assert seconds_to_next_hour(datetime(2025, 1, 1, 1, 0, tzinfo=UTC)) == D("3600")
     # microseconds count; a +05:30 zone is converted to UTC first (10:20:30.5 IST = 04:50:30.5 UTC)
     ist = timezone(timedelta(hours=5, minutes=30))
-    assert seconds_to_next_hour(
-        datetime(2025, 1, 1, 10, 20, 30, 500000, tzinfo=ist)
-    ) == D("569.5")
+    assert seconds_to_next_hour(datetime(2025, 1, 1, 10, 20, 30, 500000, tzinfo=ist)) == D("569.5")
     # a naive datetime is read as UTC
     assert seconds_to_next_hour(datetime(2025, 1, 1, 23, 59, 59)) == D("1")
 
@@ -160,9 +166,11 @@ def test_split_hourly_interest_table() -> None:
     lends = {"c": D("600"), "d": D("400")}
     split = split_hourly_interest(borrows, lends, STABLECOIN_POOL, 6)
     assert split.rates.utilization == D("0.8")
-    # a: 500 * 0.08 / 8760 = 0.0045662100... -> 0.004567 ; b: 300 * 0.08 / 8760 = 0.00273972... -> 0.002740
+    # a: 500 * 0.08 / 8760 = 0.0045662100... -> 0.004567
+    # b: 300 * 0.08 / 8760 = 0.00273972... -> 0.002740
     assert split.borrower_charges == {"a": D("0.004567"), "b": D("0.002740")}
-    # c: 600 * 0.0576 / 8760 = 0.00394520... -> 0.003945 ; d: 400 * 0.0576 / 8760 = 0.00263013... -> 0.002630
+    # c: 600 * 0.0576 / 8760 = 0.00394520... -> 0.003945
+    # d: 400 * 0.0576 / 8760 = 0.00263013... -> 0.002630
     assert split.lender_credits == {"c": D("0.003945"), "d": D("0.002630")}
     # fee = 0.007307 - 0.006575 = 0.000732 (the 10 % plus rounding residual)
     assert split.fee == D("0.000732")
@@ -171,9 +179,7 @@ def test_split_hourly_interest_table() -> None:
 def test_split_refuses_inconsistent_rates() -> None:
     bad = pool_rates(D("1"), D("1"), STABLECOIN_POOL)  # rates of a full pool
     with pytest.raises(ValueError):
-        split_hourly_interest(
-            {"a": D("1")}, {"b": D("1000")}, STABLECOIN_POOL, 6, rates=bad
-        )
+        split_hourly_interest({"a": D("1")}, {"b": D("1000")}, STABLECOIN_POOL, 6, rates=bad)
 
 
 @pytest.mark.parametrize(
@@ -225,9 +231,7 @@ def test_throttle_table(
     reason: str | None,
     consumed: str,
 ) -> None:
-    check = check_throttle(
-        D(u0), D(u1), STABLECOIN_POOL, budget_used=D(used), is_liquidation=liq
-    )
+    check = check_throttle(D(u0), D(u1), STABLECOIN_POOL, budget_used=D(used), is_liquidation=liq)
     assert (check.allowed, check.reason, check.budget_consumed) == (
         allowed,
         reason,
@@ -239,9 +243,7 @@ def test_max_borrow_and_redemption() -> None:
     # lent 1000, borrowed 850 (U 0.85): ceiling min(0.98, 0.90 + 0.02) = 0.92 -> borrow 70 more
     assert max_new_borrow(D("850"), D("1000"), STABLECOIN_POOL, 6) == D("70")
     # redeem until 850 / lent = 0.92: lent >= 923.913044 (rounded up) -> redeem 76.086956
-    assert max_lend_redemption(D("850"), D("1000"), STABLECOIN_POOL, 6) == D(
-        "76.086956"
-    )
+    assert max_lend_redemption(D("850"), D("1000"), STABLECOIN_POOL, 6) == D("76.086956")
     # U 0.99 is already past maxU: nothing more
     assert max_new_borrow(D("990"), D("1000"), STABLECOIN_POOL, 6) == D("0")
     assert max_lend_redemption(D("990"), D("1000"), STABLECOIN_POOL, 6) == D("0")
@@ -251,17 +253,11 @@ def test_max_borrow_and_redemption() -> None:
 
 def test_params_validation() -> None:
     with pytest.raises(ValueError):
-        PoolParams(
-            r_min=D("0"), r_opt=D("0.1"), r_max=D("0.05"), optimal_utilization=D("0.8")
-        )
+        PoolParams(r_min=D("0"), r_opt=D("0.1"), r_max=D("0.05"), optimal_utilization=D("0.8"))
     with pytest.raises(ValueError):
-        PoolParams(
-            r_min=D("0"), r_opt=D("0.1"), r_max=D("1"), optimal_utilization=D("1")
-        )
+        PoolParams(r_min=D("0"), r_opt=D("0.1"), r_max=D("1"), optimal_utilization=D("1"))
     with pytest.raises(ValueError):
-        PoolParams(
-            r_min=D("0"), r_opt=D("0"), r_max=D("1"), optimal_utilization=D("0.5")
-        )
+        PoolParams(r_min=D("0"), r_opt=D("0"), r_max=D("1"), optimal_utilization=D("0.5"))
 
 
 # ------------------------------------------------------------------------- properties
@@ -278,9 +274,7 @@ def pool_params(draw: st.DrawFn) -> PoolParams:
     r_max = draw(st.decimals(min_value=r_opt, max_value="10", places=6))
     uopt = draw(st.decimals(min_value="0.05", max_value="0.95", places=4))
     fee = draw(st.decimals(min_value=0, max_value="0.5", places=4))
-    return PoolParams(
-        r_min=r_min, r_opt=r_opt, r_max=r_max, optimal_utilization=uopt, fee=fee
-    )
+    return PoolParams(r_min=r_min, r_opt=r_opt, r_max=r_max, optimal_utilization=uopt, fee=fee)
 
 
 params_st = st.one_of(st.just(STABLECOIN_POOL), st.just(MAJOR_POOL), pool_params())
@@ -408,9 +402,7 @@ def test_throttle_rules(
 
 @BOUNDED
 @given(params_st, st.lists(fractions01, min_size=1, max_size=20))
-def test_throttle_budget_caps_one_hour(
-    params: PoolParams, targets: list[Decimal]
-) -> None:
+def test_throttle_budget_caps_one_hour(params: PoolParams, targets: list[Decimal]) -> None:
     # start the hour at the threshold and try to push U upwards step by step
     u = params.throttle_utilization_threshold
     start, used = u, D(0)
@@ -429,9 +421,7 @@ def test_throttle_budget_caps_one_hour(
     st.decimals(min_value=0, max_value="1e6", places=6),
     st.decimals(min_value="0.000001", max_value="1e6", places=6),
 )
-def test_max_borrow_respects_throttle(
-    params: PoolParams, borrowed: Decimal, lent: Decimal
-) -> None:
+def test_max_borrow_respects_throttle(params: PoolParams, borrowed: Decimal, lent: Decimal) -> None:
     u0 = utilization(borrowed, lent)
     room = max_new_borrow(borrowed, lent, params, 6)
     if room > 0:
