@@ -54,6 +54,12 @@ class AssetAdmin(admin.ModelAdmin):
     inlines = [AssetTokenInline]
 
 
+@admin.register(AssetToken)
+class AssetTokenAdmin(admin.ModelAdmin):
+    list_display = ["asset", "blockchain", "deposit_enabled", "withdraw_enabled", "withdrawal_fee"]
+    list_filter = ["blockchain"]
+
+
 @admin.register(FeeTier)
 class FeeTierAdmin(admin.ModelAdmin):
     list_display = [

@@ -218,9 +218,7 @@ def deposit(
         transaction_hash=transaction_hash or secrets.token_hex(32),
         source=source,
     )
-    if confirm:
-        confirm_deposit(dep)
-    return dep
+    return confirm_deposit(dep) if confirm else dep
 
 
 @transaction.atomic
@@ -291,7 +289,7 @@ def request_withdrawal(
         client_id=client_id,
     )
     if quantity <= Asset.objects.get(pk=symbol).auto_withdrawal_threshold:
-        confirm_withdrawal(withdrawal)
+        return confirm_withdrawal(withdrawal)
     return withdrawal
 
 

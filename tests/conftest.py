@@ -1,9 +1,1 @@
-import pytest
-from django.core.cache import cache
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Replay protection keeps seen signatures in the cache: start each test empty."""
-    cache.clear()
-    yield
+"""Shared test set-up. Scenario builders live in tests/builders.py, not in fixtures."""
