@@ -594,6 +594,13 @@ class MarkRisk:
             return self.maintenance_margin / self.total_exposure_notional
 
     @property
+    def imf(self) -> Decimal:
+        if self.total_exposure_notional == _ZERO:
+            return _ZERO
+        with localcontext(RISK_CONTEXT):
+            return self.net_equity_locked / self.total_exposure_notional
+
+    @property
     def can_increase_risk(self) -> bool:
         return self.total_exposure_notional == _ZERO or self.net_equity >= self.net_equity_locked
 
@@ -790,7 +797,7 @@ def _root(
     (monotone for concave g), bisection whenever a step leaves the bracket."""
     g_lo_negative = g(lo) < _ZERO
     m = start
-    tolerance = Decimal("1e-30")
+    tolerance = Decimal("1e-26")  # relative; g itself is only good to ~34 digits
     for _ in range(200):
         gm = g(m)
         if gm == _ZERO:
@@ -800,11 +807,13 @@ def _root(
         else:
             hi = m
         slope = dg(m)
-        nxt = m - gm / slope if slope != _ZERO else lo
+        nxt = m - gm / slope if slope != _ZERO else (lo + hi) / 2
+        if abs(nxt - m) <= tolerance * abs(m):
+            return nxt
         if not (lo < nxt < hi):
             nxt = (lo + hi) / 2
-        if abs(nxt - m) <= tolerance * abs(m) or nxt == m:
-            return nxt
+            if nxt in (lo, hi):
+                return nxt
         m = nxt
     return m
 
@@ -861,10 +870,11 @@ def liquidation_price(prepared: PreparedAccount) -> Decimal | None:
         m = a / -linear_slope
         if kink is None or m <= kink:
             return m
-        hi = kink * 2
-        while g(hi) >= _ZERO:
-            hi *= 2
-        return _root(g, dg, kink, hi, hi)
+        # Past the kink the requirement only grows faster than on the linear piece, so
+        # g(m) <= 0 at the linear root m: [kink, m] brackets the crossing.
+        if g(m) == _ZERO:
+            return m
+        return _root(g, dg, kink, m, m)
 
 
 def bankruptcy_price(prepared: PreparedAccount) -> Decimal | None:

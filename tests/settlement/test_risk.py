@@ -418,6 +418,14 @@ qty = st.decimals(min_value="-5000", max_value="5000", places=3)
 price = st.decimals(min_value="1", max_value="500", places=2)
 
 
+# the SPEC.md perp functions, a pure sqrt rule with base 0, and flat fractions
+MARGIN_FUNCTIONS = [
+    (PERP_IMF, PERP_MMF),
+    (SqrtFunction(D("0.01"), D("0.0002")), SqrtFunction(D(0), D("0.0001"))),
+    (SqrtFunction(D("0.1")), SqrtFunction(D("0.05"))),
+]
+
+
 @st.composite
 def accounts(draw: st.DrawFn) -> tuple[AccountRiskInput, MarketRiskData]:
     sol_index = draw(price)
@@ -437,12 +445,15 @@ def accounts(draw: st.DrawFn) -> tuple[AccountRiskInput, MarketRiskData]:
         if draw(st.booleans()):
             q = draw(qty)
             entry = draw(price) * scale
+            imf, mmf = draw(st.sampled_from(MARGIN_FUNCTIONS))
             positions.append(
                 PerpPosition(
                     symbol=symbol,
                     net_quantity=q,
                     net_cost=q * entry,
                     mark_price=draw(price) * scale,
+                    imf_function=imf,
+                    mmf_function=mmf,
                     open_bid_quantity=draw(st.decimals(min_value=0, max_value="3000", places=3)),
                     open_ask_quantity=draw(st.decimals(min_value=0, max_value="3000", places=3)),
                 )
