@@ -112,14 +112,10 @@ class PoolParams:
         if not (_ZERO <= self.r_min <= self.r_opt <= self.r_max):
             raise ValueError("rates must satisfy 0 <= r_min <= r_opt <= r_max")
         if self.r_opt <= _ZERO:
-            raise ValueError(
-                "r_opt must be positive (the curve above the kink is r_opt x ...)"
-            )
+            raise ValueError("r_opt must be positive (the curve above the kink is r_opt x ...)")
         if not (_ZERO < self.optimal_utilization < _ONE):
             raise ValueError("optimal_utilization must be in (0, 1)")
-        if not (
-            _ZERO <= self.throttle_utilization_threshold <= self.max_utilization <= _ONE
-        ):
+        if not (_ZERO <= self.throttle_utilization_threshold <= self.max_utilization <= _ONE):
             raise ValueError("need 0 <= throttle threshold <= max_utilization <= 1")
         if self.throttle_update_fraction < _ZERO:
             raise ValueError("throttle_update_fraction must be >= 0")
@@ -314,22 +310,14 @@ def split_hourly_interest(
     by the caller would make it negative, ``ValueError`` is raised instead of minting.
     """
     if rates is None:
-        rates = pool_rates(
-            sum(borrows.values(), _ZERO), sum(lends.values(), _ZERO), params
-        )
-    charges = {
-        k: borrower_interest(v, rates.borrow_rate, decimals) for k, v in borrows.items()
-    }
-    credits = {
-        k: lender_interest(v, rates.lend_rate, decimals) for k, v in lends.items()
-    }
+        rates = pool_rates(sum(borrows.values(), _ZERO), sum(lends.values(), _ZERO), params)
+    charges = {k: borrower_interest(v, rates.borrow_rate, decimals) for k, v in borrows.items()}
+    credits = {k: lender_interest(v, rates.lend_rate, decimals) for k, v in lends.items()}
     with localcontext(Context(prec=100)):
         fee = sum(charges.values(), _ZERO) - sum(credits.values(), _ZERO)
     if fee < _ZERO:
         raise ValueError("lender credits exceed borrower charges: inconsistent rates")
-    return HourlyInterest(
-        rates=rates, borrower_charges=charges, lender_credits=credits, fee=fee
-    )
+    return HourlyInterest(rates=rates, borrower_charges=charges, lender_credits=credits, fee=fee)
 
 
 def seconds_to_next_hour(at: datetime) -> Decimal:
@@ -346,16 +334,12 @@ def seconds_to_next_hour(at: datetime) -> Decimal:
     return Decimal(f"{micros}E-6")
 
 
-def entry_fee(
-    amount: Decimal, apr: Decimal, decimals: int, borrowed_at: datetime
-) -> Decimal:
+def entry_fee(amount: Decimal, apr: Decimal, decimals: int, borrowed_at: datetime) -> Decimal:
     """Entry fee of a new borrow (SPEC.md: "Opening a borrow charges the interest to the
     next hour", payment type EntryFee): ``amount x APR x seconds_to_next_hour / 31,536,000``
     rounded UP to ``decimals`` like every borrower charge.  Borrowing at 00:50 charges
     10 minutes of interest."""
-    return interest_for_period(
-        amount, apr, decimals, seconds_to_next_hour(borrowed_at), ROUND_UP
-    )
+    return interest_for_period(amount, apr, decimals, seconds_to_next_hour(borrowed_at), ROUND_UP)
 
 
 # --------------------------------------------------------------------------- throttle
@@ -420,9 +404,7 @@ def check_throttle(
         return ThrottleCheck(True, None, _ZERO)
     if u_after > params.max_utilization:
         return ThrottleCheck(False, "MaxUtilization", _ZERO)
-    consumed = max(
-        _ZERO, u_after - max(u_before, params.throttle_utilization_threshold)
-    )
+    consumed = max(_ZERO, u_after - max(u_before, params.throttle_utilization_threshold))
     if consumed > _ZERO and budget_used + consumed > params.throttle_update_fraction:
         return ThrottleCheck(False, "Throttled", _ZERO)
     return ThrottleCheck(True, None, consumed)
