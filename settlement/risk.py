@@ -48,6 +48,7 @@ from decimal import (
     localcontext,
 )
 from types import MappingProxyType
+from typing import NamedTuple
 
 __all__ = [
     "ASSET_BORROW_IMF",
@@ -425,7 +426,8 @@ def _leverage_locked(total: Decimal, initial: Decimal, leverage_limit: Decimal |
 def compute_account_risk(account: AccountRiskInput, market: MarketRiskData) -> AccountRisk:
     """Value one account at the given prices (all formulas: see the module and
     ``AccountRisk`` docstrings).  Perps are valued at their ``mark_price``, spot assets at
-    their index price."""
+    their index price.  Every balance's asset must be in ``market.assets`` and (except
+    USDC) in ``market.index_prices``, else ``KeyError``."""
     with localcontext(RISK_CONTEXT):
         rows: list[CollateralRow] = []
         borrows: list[BorrowRisk] = []
@@ -568,9 +570,11 @@ class PreparedAccount:
     leverage_limit: Decimal | None
 
 
-@dataclass(frozen=True, slots=True)
-class MarkRisk:
-    """The margin numbers of a ``PreparedAccount`` at one price (see ``AccountRisk``)."""
+class MarkRisk(NamedTuple):
+    """The margin numbers of a ``PreparedAccount`` at one price (see ``AccountRisk``).
+
+    A NamedTuple rather than a frozen dataclass: built 10,000 times per mark update, and
+    a tuple is several times cheaper to construct."""
 
     key: Hashable
     net_equity: Decimal
