@@ -57,6 +57,7 @@ Semantics worth knowing (Backpack's, plus the choices made where it is silent):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from heapq import heappop, heappush
 
 from trading.engine.events import (
     CancelRejected,
@@ -69,7 +70,7 @@ from trading.engine.events import (
     OrderTriggered,
     TriggerPlaced,
 )
-from trading.engine.levels import BookSide
+from trading.engine.levels import BookSide, Level
 from trading.engine.orders import (
     CancelKind,
     ExpiryReason,
@@ -85,6 +86,7 @@ from trading.engine.orders import (
     TimeInForce,
     TriggerBy,
     TriggerDirection,
+    TriggerOrder,
 )
 from trading.engine.triggers import TriggerStore
 from trading.engine.views import Depth, OrderView
@@ -130,15 +132,122 @@ class OrderBook:
         self._index: int | None = None
         self._seq = sequence
         self._trade_id = trade_id
+        # rules, read once, in the shape the fast path wants
+        self._min_qty = rules.min_quantity
+        self._max_qty = BIG if rules.max_quantity is None else rules.max_quantity
+        low = rules.band_low or (0, 1)
+        high = rules.band_high or (BIG, 1)
+        self._band = (low[0], low[1], high[0], high[1])
 
     # ------------------------------------------------------------------ commands
 
     def place(self, cmd: PlaceOrder) -> list[Event]:
         """Validate, match and rest (or park as a trigger) one order."""
-        events: list[Event] = []
-        self._submit(cmd, events, False, None)
+        if (
+            cmd.trigger_price is None
+            and cmd.order_type is _LIMIT_TYPE
+            and not cmd.post_only
+            and not cmd.reduce_only
+            and cmd.stop_loss is None
+            and cmd.take_profit is None
+            and cmd.time_in_force is not _FOK
+            and self._state is _OPEN
+        ):
+            events = self._place_plain_limit(cmd)
+        else:
+            events = []
+            self._submit(cmd, events, False, None)
         if self._triggers.by_id:
             self._run_triggers(events)
+        return events
+
+    def _place_plain_limit(self, cmd: PlaceOrder) -> list[Event]:
+        """Fast path of :meth:`place` for a GTC/IOC limit order without extras.
+
+        Same rules as ``_check`` + ``_execute``, inlined: most orders are these.
+        """
+        oid = cmd.order_id
+        account = cmd.account
+        cid = cmd.client_id
+        price = cmd.price
+        qty = cmd.quantity
+        orders = self._orders
+        reason = None
+        if oid in orders or oid in self._triggers.by_id:
+            reason = RejectReason.DUPLICATE_ORDER_ID
+        elif cid is not None and not 0 <= cid < 1 << 32:
+            reason = RejectReason.INVALID_ORDER
+        elif cid is not None and (account, cid) in self._client_ids:
+            reason = RejectReason.DUPLICATE_CLIENT_ID
+        elif price is None or qty is None or cmd.quote_quantity is not None:
+            reason = RejectReason.INVALID_ORDER
+        elif price <= 0:
+            reason = RejectReason.INVALID_PRICE
+        elif qty <= 0 or qty < self._min_qty or qty > self._max_qty:
+            reason = RejectReason.INVALID_QUANTITY
+        else:
+            last = self._last
+            if last is not None:
+                low_num, low_den, high_num, high_den = self._band
+                if price * low_den < last * low_num or price * high_den > last * high_num:
+                    reason = RejectReason.PRICE_OUT_OF_BOUNDS
+        self._seq += 1
+        if reason is not None:
+            return [OrderRejected(self._seq, oid, account, cid, reason, False)]
+        events: list[Event] = [OrderAccepted(self._seq, cmd, qty)]
+        order = Order(cmd, qty, price, False)
+        is_bid = order.is_bid
+        if is_bid:
+            opp = self._asks
+            own_key = price
+        else:
+            opp = self._bids
+            own_key = -price
+        heap = opp.heap
+        levels = opp.levels
+        while heap and heap[0] not in levels:
+            heappop(heap)  # stale key of a dropped level
+        if heap and heap[0] <= own_key:
+            limit_key = own_key
+            impact = self._impact_key(is_bid, heap[0])
+            if impact < limit_key:
+                limit_key = impact
+            stop = self._match(order, opp, limit_key, None, events)
+            if order.remaining == 0:
+                self._done(order, _FILLED, None, events)
+            elif stop == _STP:
+                self._done(order, _EXPIRED, ExpiryReason.SELF_TRADE_PREVENTION, events)
+            elif stop == _LIMIT and limit_key < own_key and opp.best_key() <= own_key:
+                self._done(order, _EXPIRED, ExpiryReason.PRICE_IMPACT, events)
+            else:
+                stop = _DONE
+            if stop != _DONE or order.remaining == 0:
+                if self._perp:
+                    self._after_sweep(order, events)
+                return events
+        if cmd.time_in_force is not _GTC:
+            self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
+        else:  # rest at the back of its level
+            side = self._bids if is_bid else self._asks
+            levels = side.levels
+            key = -price if is_bid else price
+            level = levels.get(key)
+            if level is None:
+                level = levels[key] = Level(key, price)
+                heappush(side.heap, key)
+            level.orders.append(order)
+            level.total += order.remaining
+            level.count += 1
+            orders[oid] = order
+            mine = self._by_account.get(account)
+            if mine is None:
+                self._by_account[account] = {oid: order}
+            else:
+                mine[oid] = order
+            if cid is not None:
+                self._client_ids[(account, cid)] = order
+        if self._perp:
+            self._after_sweep(order, events)
         return events
 
     def cancel(
@@ -321,9 +430,7 @@ class OrderBook:
             if view.trigger_price is None or view.trigger_direction is None:
                 raise ValueError(f"trigger {view.order_id} lacks price or direction")
             book._check_unique(view)
-            order = _order_from_view(view)
-            order.direction = view.trigger_direction
-            book._store_trigger(order)
+            book._store_trigger(_trigger_from_view(view))
         return book
 
     def _check_unique(self, view: OrderView) -> None:
@@ -355,8 +462,7 @@ class OrderBook:
             return
         if quantity is None:
             quantity = cmd.quantity
-        order = Order(cmd, quantity, cmd.order_type, cmd.price, cmd.reduce_only)
-        self._execute(order, events)
+        self._execute(Order(cmd, quantity, cmd.price, cmd.reduce_only), events)
 
     def _check(self, cmd: PlaceOrder, triggered: bool) -> RejectReason | None:
         state = self._state
@@ -465,8 +571,10 @@ class OrderBook:
             pos = self._positions.get(order.account, 0)
             cap = -pos if is_bid else pos
             if cap <= 0:
-                self._accepted(order, events)
-                self._done(order, _EXPIRED, ExpiryReason.REDUCE_ONLY_NOT_REDUCED, events)
+                self._seq += 1
+                events.append(OrderAccepted(self._seq, cmd, order.quantity))
+                reason = ExpiryReason.REDUCE_ONLY_NOT_REDUCED
+                self._done(order, _EXPIRED, reason, events)
                 return
             if order.quantity is None:
                 order.remaining = cap
@@ -474,15 +582,16 @@ class OrderBook:
                 order.quantity = order.remaining = cap
         elif order.quantity is None:
             order.remaining = BIG
-        self._accepted(order, events)
+        self._seq += 1
+        events.append(OrderAccepted(self._seq, cmd, order.quantity))
 
         opp = self._asks if is_bid else self._bids
-        keys = opp.keys
-        is_limit = order.order_type is _LIMIT_TYPE
+        best = opp.best_key()
+        is_limit = cmd.order_type is _LIMIT_TYPE
         own_key = (order.price if is_bid else -order.price) if is_limit else BIG
         tif = cmd.time_in_force
         if cmd.post_only:
-            if keys and keys[0] <= own_key:
+            if best <= own_key:
                 self._done(order, _EXPIRED, ExpiryReason.POST_ONLY_TAKER, events)
             elif tif is _GTC:
                 self._rest(order)
@@ -492,9 +601,9 @@ class OrderBook:
             return
 
         stop = _EMPTY
-        if keys:
+        if best <= own_key:
             limit_key = own_key
-            impact = self._impact_key(is_bid, keys[0])
+            impact = self._impact_key(is_bid, best)
             if impact < limit_key:
                 limit_key = impact
             if (
@@ -505,7 +614,7 @@ class OrderBook:
                 self._done(order, _EXPIRED, ExpiryReason.FILL_OR_KILL, events)
                 return
             stop = self._match(order, opp, limit_key, cmd.quote_quantity, events)
-            if stop == _LIMIT and limit_key < own_key and keys and keys[0] <= own_key:
+            if stop == _LIMIT and limit_key < own_key and opp.best_key() <= own_key:
                 stop = -1  # stopped by the impact bound, crossing liquidity left
 
         if order.remaining == 0:
@@ -546,7 +655,7 @@ class OrderBook:
         events: list[Event],
     ) -> int:
         """Sweep ``opp`` up to ``limit_key``; return why the sweep stopped."""
-        keys = opp.keys
+        heap = opp.heap
         levels = opp.levels
         taker_id = taker.id
         taker_account = taker.account
@@ -572,14 +681,17 @@ class OrderBook:
             if not taker.remaining:
                 stop = _DONE
                 break
-            if not keys:
+            if not heap:
                 stop = _EMPTY
                 break
-            key = keys[0]
+            key = heap[0]
+            level = levels.get(key)
+            if level is None:
+                heappop(heap)  # stale key of a dropped level
+                continue
             if key > limit_key:
                 stop = _LIMIT
                 break
-            level = levels[key]
             price = level.price
             queue = level.orders
             while level.count:
@@ -685,8 +797,10 @@ class OrderBook:
                     self._spawn_children(taker, qty, events)
                 if not taker.remaining:
                     break
-            if level.count == 0:
-                opp.drop_if_empty(level)
+            if level.count == 0 and levels.get(key) is level:
+                del levels[key]
+                if heap and heap[0] == key:
+                    heappop(heap)
         if last is not None:
             self._last = last
         return stop
@@ -701,7 +815,7 @@ class OrderBook:
         delta_sign = 1 if taker.is_bid else -1
         simulated: dict[int, int] = {}
         got = 0
-        for key in opp.keys.irange(maximum=limit_key):
+        for key in opp.keys_upto(limit_key):
             for maker in opp.levels[key].orders:
                 if not maker.live:
                     continue
@@ -728,28 +842,6 @@ class OrderBook:
         return False
 
     # ------------------------------------------------------------------ bookkeeping
-
-    def _accepted(self, order: Order, events: list[Event]) -> None:
-        cmd = order.cmd
-        self._seq += 1
-        events.append(
-            OrderAccepted(
-                self._seq,
-                order.id,
-                order.account,
-                order.client_id,
-                cmd.side,
-                order.order_type,
-                order.price,
-                order.quantity,
-                cmd.quote_quantity,
-                cmd.time_in_force,
-                cmd.post_only,
-                order.reduce_only,
-                cmd.self_trade_prevention,
-                cmd.created_at,
-            )
-        )
 
     def _done(
         self,
@@ -781,10 +873,13 @@ class OrderBook:
         self._orders[order.id] = order
         self._register(order)
         if order.reduce_only:
-            sides = self._ro.get(order.account)
-            if sides is None:
-                sides = self._ro[order.account] = ({}, {})
-            sides[0 if order.is_bid else 1][order.id] = order
+            self._index_reduce_only(order)
+
+    def _index_reduce_only(self, order: Order) -> None:
+        sides = self._ro.get(order.account)
+        if sides is None:
+            sides = self._ro[order.account] = ({}, {})
+        sides[0 if order.is_bid else 1][order.id] = order
 
     def _register(self, order: Order) -> None:
         mine = self._by_account.get(order.account)
@@ -890,20 +985,18 @@ class OrderBook:
     def _add_trigger(self, cmd: PlaceOrder, events: list[Event]) -> None:
         reference = self._reference(cmd.trigger_by)
         assert reference is not None and cmd.trigger_price is not None  # _check
-        order = Order(cmd, cmd.quantity, cmd.order_type, cmd.price, cmd.reduce_only)
-        order.direction = (
-            TriggerDirection.UP if cmd.trigger_price >= reference else TriggerDirection.DOWN
-        )
+        direction = TriggerDirection.UP if cmd.trigger_price >= reference else TriggerDirection.DOWN
+        order = TriggerOrder(cmd, cmd.quantity, direction)
         self._store_trigger(order)
         self._trigger_placed(order, events)
 
-    def _store_trigger(self, order: Order) -> None:
+    def _store_trigger(self, order: TriggerOrder) -> None:
         self._triggers.add(order)
         self._register(order)
 
-    def _trigger_placed(self, order: Order, events: list[Event]) -> None:
+    def _trigger_placed(self, order: TriggerOrder, events: list[Event]) -> None:
         cmd = order.cmd
-        assert cmd.trigger_price is not None and order.direction is not None
+        assert cmd.trigger_price is not None
         self._seq += 1
         events.append(
             TriggerPlaced(
@@ -912,7 +1005,7 @@ class OrderBook:
                 order.account,
                 order.client_id,
                 cmd.side,
-                order.order_type,
+                cmd.order_type,
                 order.price,
                 order.quantity,
                 cmd.quote_quantity,
@@ -947,7 +1040,7 @@ class OrderBook:
                     fired = True
                     self._fire(order, reference, events)
 
-    def _fire(self, order: Order, reference: int, events: list[Event]) -> None:
+    def _fire(self, order: TriggerOrder, reference: int, events: list[Event]) -> None:
         store = self._triggers
         cmd = order.cmd
         assert cmd.trigger_price is not None
@@ -997,7 +1090,7 @@ class OrderBook:
             if spec is None or child_id is None:
                 continue
             child = store.by_id.get(child_id)
-            if child is not None and child.parent_id == parent.id:
+            if child is not None and getattr(child, "parent_id", None) == parent.id:
                 child.quantity += lots
                 child.remaining += lots
                 self._seq += 1
@@ -1013,9 +1106,10 @@ class OrderBook:
                     )
                 )
                 continue
-            if parent.spawned & bit or child_id in self._orders or child is not None:
+            spawned = getattr(parent, "spawned", 0)
+            if spawned & bit or child_id in self._orders or child is not None:
                 continue
-            parent.spawned |= bit
+            parent.spawned = spawned | bit
             child_cmd = PlaceOrder(
                 order_id=child_id,
                 account=parent.account,
@@ -1029,10 +1123,7 @@ class OrderBook:
                 trigger_by=spec.trigger_by,
                 created_at=cmd.created_at,
             )
-            child = Order(child_cmd, lots, child_cmd.order_type, spec.limit_price, self._perp)
-            child.direction = direction
-            child.parent_id = parent.id
-            child.sibling_id = sibling_id
+            child = TriggerOrder(child_cmd, lots, direction, parent.id, sibling_id)
             self._store_trigger(child)
             self._trigger_placed(child, events)
 
@@ -1050,7 +1141,7 @@ class OrderBook:
             order_id=order.id,
             account=order.account,
             side=cmd.side,
-            order_type=order.order_type,
+            order_type=cmd.order_type,
             price=order.price,
             quantity=order.quantity,
             remaining=order.remaining,
@@ -1066,15 +1157,15 @@ class OrderBook:
             created_at=cmd.created_at,
             trigger_price=cmd.trigger_price,
             trigger_by=cmd.trigger_by,
-            trigger_direction=order.direction,
-            parent_id=order.parent_id,
-            sibling_id=order.sibling_id,
+            trigger_direction=getattr(order, "direction", None),
+            parent_id=getattr(order, "parent_id", None),
+            sibling_id=getattr(order, "sibling_id", None),
             stop_loss=cmd.stop_loss,
             take_profit=cmd.take_profit,
             stop_loss_order_id=cmd.stop_loss_order_id,
             take_profit_order_id=cmd.take_profit_order_id,
-            stop_loss_spawned=bool(order.spawned & _SL_BIT),
-            take_profit_spawned=bool(order.spawned & _TP_BIT),
+            stop_loss_spawned=bool(getattr(order, "spawned", 0) & _SL_BIT),
+            take_profit_spawned=bool(getattr(order, "spawned", 0) & _TP_BIT),
         )
 
 
@@ -1094,8 +1185,8 @@ def _tif_reason(tif: TimeInForce) -> ExpiryReason:
     return ExpiryReason.FILL_OR_KILL if tif is _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL
 
 
-def _order_from_view(view: OrderView) -> Order:
-    cmd = PlaceOrder(
+def _command_from_view(view: OrderView) -> PlaceOrder:
+    return PlaceOrder(
         order_id=view.order_id,
         account=view.account,
         side=view.side,
@@ -1116,13 +1207,33 @@ def _order_from_view(view: OrderView) -> Order:
         take_profit_order_id=view.take_profit_order_id,
         created_at=view.created_at,
     )
-    order = Order(cmd, view.quantity, view.order_type, view.price, view.reduce_only)
+
+
+def _fill_state(order: Order, view: OrderView) -> None:
     order.remaining = view.remaining
     order.executed = view.executed_quantity
     order.executed_quote = view.executed_quote
-    order.parent_id = view.parent_id
-    order.sibling_id = view.sibling_id
-    order.spawned = (_SL_BIT if view.stop_loss_spawned else 0) | (
+    spawned = (_SL_BIT if view.stop_loss_spawned else 0) | (
         _TP_BIT if view.take_profit_spawned else 0
     )
+    if spawned:
+        order.spawned = spawned
+
+
+def _order_from_view(view: OrderView) -> Order:
+    order = Order(_command_from_view(view), view.quantity, view.price, view.reduce_only)
+    _fill_state(order, view)
+    return order
+
+
+def _trigger_from_view(view: OrderView) -> TriggerOrder:
+    assert view.trigger_direction is not None
+    order = TriggerOrder(
+        _command_from_view(view),
+        view.quantity,
+        view.trigger_direction,
+        view.parent_id,
+        view.sibling_id,
+    )
+    _fill_state(order, view)
     return order

@@ -29,6 +29,7 @@ from trading.engine.orders import (
     ExpiryReason,
     OrderStatus,
     OrderType,
+    PlaceOrder,
     RejectReason,
     SelfTradePrevention,
     Side,
@@ -40,20 +41,61 @@ from trading.engine.orders import (
 
 @dataclass(slots=True)
 class OrderAccepted:
+    """The order entered matching. ``command`` is the request as placed;
+    ``quantity`` the effective quantity (a reduce-only order's is clamped to
+    the position; None for a market order by quote quantity)."""
+
     seq: int
-    order_id: int
-    account: int
-    client_id: int | None
-    side: Side
-    order_type: OrderType
-    price: int | None
+    command: PlaceOrder
     quantity: int | None
-    quote_quantity: int | None
-    time_in_force: TimeInForce
-    post_only: bool
-    reduce_only: bool
-    self_trade_prevention: SelfTradePrevention
-    created_at: int | None
+
+    @property
+    def order_id(self) -> int:
+        return self.command.order_id
+
+    @property
+    def account(self) -> int:
+        return self.command.account
+
+    @property
+    def client_id(self) -> int | None:
+        return self.command.client_id
+
+    @property
+    def side(self) -> Side:
+        return self.command.side
+
+    @property
+    def order_type(self) -> OrderType:
+        return self.command.order_type
+
+    @property
+    def price(self) -> int | None:
+        return self.command.price
+
+    @property
+    def quote_quantity(self) -> int | None:
+        return self.command.quote_quantity
+
+    @property
+    def time_in_force(self) -> TimeInForce:
+        return self.command.time_in_force
+
+    @property
+    def post_only(self) -> bool:
+        return self.command.post_only
+
+    @property
+    def reduce_only(self) -> bool:
+        return self.command.reduce_only
+
+    @property
+    def self_trade_prevention(self) -> SelfTradePrevention:
+        return self.command.self_trade_prevention
+
+    @property
+    def created_at(self) -> int | None:
+        return self.command.created_at
 
 
 @dataclass(slots=True)

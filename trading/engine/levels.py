@@ -1,8 +1,13 @@
 """One side of the book: price levels keyed by integer ticks, FIFO per level.
 
 Keys are ``price`` for asks and ``-price`` for bids, so on both sides the best
-level is ``keys[0]`` and an incoming order crosses every level whose key is
-``<= limit_key`` (``price`` for a buy, ``-price`` for a sell).
+level has the smallest key and an incoming order crosses every level whose key
+is ``<= limit_key`` (``price`` for a buy, ``-price`` for a sell).
+
+``levels`` maps key -> :class:`Level`; ``heap`` is a binary heap (``heapq``) of
+keys whose smallest live entry is the best level. Keys of dropped levels are
+removed lazily (skipped when they reach the top) and the heap is rebuilt from
+``levels`` when stale entries outnumber live ones, so it stays O(levels).
 
 Each level holds a deque of orders in time priority. Cancellation is lazy: the
 order is flagged ``live = False`` and the level's ``count`` / ``total`` are
@@ -14,10 +19,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-
-from sortedcontainers import SortedList
+from heapq import heappop, heappush, nsmallest
 
 from trading.engine.orders import Order
+
+EMPTY_KEY = 1 << 62  # best key of an empty side: crosses nothing
 
 
 class Level:
@@ -37,15 +43,12 @@ class Level:
 
 
 class BookSide:
-    __slots__ = ("is_bid", "levels", "keys")
+    __slots__ = ("is_bid", "levels", "heap")
 
     def __init__(self, is_bid: bool) -> None:
         self.is_bid = is_bid
         self.levels: dict[int, Level] = {}
-        self.keys = SortedList()
-
-    def key_of(self, price: int) -> int:
-        return -price if self.is_bid else price
+        self.heap: list[int] = []
 
     def append(self, order: Order) -> None:
         """Queue a live order at the back of its price level."""
@@ -54,7 +57,7 @@ class BookSide:
         level = self.levels.get(key)
         if level is None:
             level = self.levels[key] = Level(key, price)
-            self.keys.add(key)
+            heappush(self.heap, key)
         level.orders.append(order)
         level.total += order.remaining
         level.count += 1
@@ -65,24 +68,42 @@ class BookSide:
 
     def drop_if_empty(self, level: Level) -> None:
         """Forget a level with no live order (idempotent)."""
-        if level.count == 0 and self.levels.get(level.key) is level:
-            del self.levels[level.key]
-            self.keys.remove(level.key)
+        levels = self.levels
+        if level.count == 0 and levels.get(level.key) is level:
+            del levels[level.key]
+            heap = self.heap
+            if heap[0] == level.key:
+                heappop(heap)
+            elif len(heap) > 2 * len(levels) + 64:
+                heap[:] = sorted(levels)  # a sorted list is a valid heap
+
+    def best_key(self) -> int:
+        """Key of the best level, EMPTY_KEY if the side is empty."""
+        heap = self.heap
+        levels = self.levels
+        while heap:
+            key = heap[0]
+            if key in levels:
+                return key
+            heappop(heap)
+        return EMPTY_KEY
 
     def best_price(self) -> int | None:
-        keys = self.keys
-        if not keys:
-            return None
-        return self.levels[keys[0]].price
+        key = self.best_key()
+        return None if key == EMPTY_KEY else self.levels[key].price
+
+    def keys_upto(self, limit_key: int) -> list[int]:
+        """Live level keys <= limit_key, best first."""
+        return sorted(key for key in self.levels if key <= limit_key)
 
     def depth(self, limit: int) -> list[tuple[int, int]]:
         """(price, total lots) for the best ``limit`` levels, best first."""
         levels = self.levels
-        return [(levels[key].price, levels[key].total) for key in self.keys[:limit]]
+        return [(levels[k].price, levels[k].total) for k in nsmallest(limit, levels)]
 
     def orders_in_priority(self) -> Iterator[Order]:
-        for key in self.keys:
+        for key in sorted(self.levels):
             yield from self.levels[key].live_orders()
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.levels)

@@ -189,10 +189,13 @@ def _opt_ratio(multiplier: Decimal | None) -> tuple[int, int] | None:
 
 
 class Order:
-    """The book's mutable record of one open order (resting or trigger-pending).
+    """The book's mutable record of one open order (resting or in matching).
 
-    ``cmd`` keeps the immutable request; the hot fields live in slots.
-    ``live`` is False once the order left the book (levels delete lazily).
+    ``cmd`` keeps the immutable request (side, type, time in force, ...); the
+    fields the matcher touches live in slots. ``live`` is False once the order
+    left the book (price levels delete lazily). ``spawned`` (set only on
+    orders with an attached stop-loss / take-profit) records which children
+    were created: bit 1 stop-loss, bit 2 take-profit.
     """
 
     __slots__ = (
@@ -208,11 +211,6 @@ class Order:
         "reduce_only",
         "live",
         "cmd",
-        "order_type",
-        "direction",
-        "parent_id",
-        "sibling_id",
-        "arrival",
         "spawned",
     )
 
@@ -220,7 +218,6 @@ class Order:
         self,
         cmd: PlaceOrder,
         quantity: int | None,
-        order_type: OrderType,
         price: int | None,
         reduce_only: bool,
     ) -> None:
@@ -236,12 +233,6 @@ class Order:
         self.reduce_only = reduce_only
         self.live = True
         self.cmd = cmd
-        self.order_type = order_type
-        self.direction: TriggerDirection | None = None
-        self.parent_id: int | None = None
-        self.sibling_id: int | None = None
-        self.arrival = 0
-        self.spawned = 0  # bit 1: stop-loss child created, bit 2: take-profit
 
     @property
     def side(self) -> Side:
@@ -249,6 +240,32 @@ class Order:
 
     def __repr__(self) -> str:
         return (
-            f"Order(id={self.id}, account={self.account}, side={self.side}, "
-            f"price={self.price}, remaining={self.remaining}/{self.quantity})"
+            f"{type(self).__name__}(id={self.id}, account={self.account}, "
+            f"side={self.side}, price={self.price}, "
+            f"remaining={self.remaining}/{self.quantity})"
         )
+
+
+class TriggerOrder(Order):
+    """An order waiting for its trigger price (status TriggerPending).
+
+    ``parent_id`` / ``sibling_id`` are set on stop-loss / take-profit children
+    (the OCO partner is cancelled when this one fires). ``arrival`` orders
+    triggers that fire together.
+    """
+
+    __slots__ = ("direction", "parent_id", "sibling_id", "arrival")
+
+    def __init__(
+        self,
+        cmd: PlaceOrder,
+        quantity: int | None,
+        direction: TriggerDirection,
+        parent_id: int | None = None,
+        sibling_id: int | None = None,
+    ) -> None:
+        super().__init__(cmd, quantity, cmd.price, cmd.reduce_only)
+        self.direction = direction
+        self.parent_id = parent_id
+        self.sibling_id = sibling_id
+        self.arrival = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sortedcontainers import SortedList
 
-from trading.engine.orders import Order, TriggerBy, TriggerDirection
+from trading.engine.orders import TriggerBy, TriggerDirection, TriggerOrder
 
 
 class TriggerStore:
@@ -18,7 +18,7 @@ class TriggerStore:
     __slots__ = ("by_id", "_index", "_arrival")
 
     def __init__(self) -> None:
-        self.by_id: dict[int, Order] = {}
+        self.by_id: dict[int, TriggerOrder] = {}
         self._index: dict[tuple[TriggerBy, TriggerDirection], SortedList] = {
             (by, direction): SortedList() for by in TriggerBy for direction in TriggerDirection
         }
@@ -30,25 +30,25 @@ class TriggerStore:
     def __contains__(self, order_id: int) -> bool:
         return order_id in self.by_id
 
-    def add(self, order: Order) -> None:
+    def add(self, order: TriggerOrder) -> None:
         self._arrival += 1
         order.arrival = self._arrival
         self.by_id[order.id] = order
         self._index[(order.cmd.trigger_by, order.direction)].add(_entry(order))
 
-    def discard(self, order: Order) -> None:
+    def discard(self, order: TriggerOrder) -> None:
         """Forget a trigger (cancelled or fired); no-op if already gone."""
         if self.by_id.get(order.id) is not order:
             return
         del self.by_id[order.id]
         self._index[(order.cmd.trigger_by, order.direction)].discard(_entry(order))
 
-    def crossed(self, by: TriggerBy, reference: int) -> list[Order]:
+    def crossed(self, by: TriggerBy, reference: int) -> list[TriggerOrder]:
         """Triggers of kind ``by`` that ``reference`` has reached, in firing order.
 
         They stay in the store until discarded (fired or cancelled).
         """
-        fired: list[Order] = []
+        fired: list[TriggerOrder] = []
         up = self._index[(by, TriggerDirection.UP)]
         for _price, _arrival, order_id in up.irange(maximum=(reference, 1 << 62)):
             fired.append(self.by_id[order_id])
@@ -57,9 +57,9 @@ class TriggerStore:
         fired.extend(self.by_id[order_id] for _price, _arrival, order_id in hits)
         return fired
 
-    def in_arrival_order(self) -> list[Order]:
+    def in_arrival_order(self) -> list[TriggerOrder]:
         return sorted(self.by_id.values(), key=lambda order: order.arrival)
 
 
-def _entry(order: Order) -> tuple[int, int, int]:
+def _entry(order: TriggerOrder) -> tuple[int, int, int]:
     return (order.cmd.trigger_price, order.arrival, order.id)

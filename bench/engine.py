@@ -1,0 +1,190 @@
+"""Throughput of the order book (trading.engine) against pyorderbook.
+
+Workload (fixed seed): ``--orders`` limit orders on one market, about 40%
+aggressive (priced through the mid, so they take) and the rest passive (priced
+away from the mid, so they rest), then every order still resting is cancelled.
+Both books get the same orders; request objects are built before the clock
+starts so each side is timed on its book calls only. Prints one JSON line:
+orders/s per phase for each book and the ratio ours / pyorderbook.
+
+    .venv/bin/python bench/engine.py --orders 200000 [--profile]
+
+pyorderbook is optional (``pip install -r requirements-bench.txt``). Timings
+are noisy; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import pstats
+import random
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trading.engine.book import OrderBook  # noqa: E402
+from trading.engine.orders import MarketRules, PlaceOrder, Side  # noqa: E402
+
+TICK = Decimal("0.01")
+STEP = Decimal("0.01")
+MID = 10_000  # ticks
+
+
+def workload(count: int, seed: int) -> list[tuple[bool, int, int]]:
+    """(is_bid, price in ticks, quantity in lots) for each order."""
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(count):
+        is_bid = rng.random() < 0.5
+        if rng.random() < 0.4:  # aggressive: crosses the mid by up to 5 ticks
+            offset = rng.randint(0, 5)
+            price = MID + offset if is_bid else MID - offset
+        else:  # passive: 1..50 ticks away on its own side
+            offset = rng.randint(1, 50)
+            price = MID - offset if is_bid else MID + offset
+        orders.append((is_bid, price, rng.randint(1, 10)))
+    return orders
+
+
+def run_ours(orders: list[tuple[bool, int, int]], profile: bool) -> dict[str, float]:
+    rules = MarketRules("BENCH_USDC", TICK, STEP, max_quantity=None)
+    book = OrderBook(rules)
+    commands = [
+        PlaceOrder(i, i, Side.BID if is_bid else Side.ASK, price=price, quantity=qty)
+        for i, (is_bid, price, qty) in enumerate(orders, start=1)
+    ]
+    profiler = cProfile.Profile() if profile else None
+    place = book.place
+    settle_gc()
+    start = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for cmd in commands:
+        place(cmd)  # a worker consumes the events at once; here they are dropped
+    add_seconds = time.perf_counter() - start
+    if profiler:
+        profiler.disable()
+    views = book.resting_orders()
+    resting = [(view.account, view.order_id) for view in views]
+    resting_lots = sum(view.remaining for view in views)
+    cancel = book.cancel
+    settle_gc()
+    if profiler:
+        profiler.enable()
+    start = time.perf_counter()
+    for account, order_id in resting:
+        cancel(account, order_id)
+    cancel_seconds = time.perf_counter() - start
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+    assert not book.resting_orders()
+    return {
+        "add_match_per_s": round(len(orders) / add_seconds),
+        "cancel_per_s": round(len(resting) / cancel_seconds) if resting else 0,
+        "fills": book.trade_id,
+        "resting_after_add": len(resting),
+        "resting_lots": resting_lots,
+    }
+
+
+def run_pyorderbook(orders: list[tuple[bool, int, int]]) -> dict[str, float] | None:
+    try:
+        import logging
+
+        import pyorderbook
+    except ImportError:
+        return None
+    logging.getLogger("pyorderbook").setLevel(logging.WARNING)
+    book = pyorderbook.Book()
+    requests = [
+        (pyorderbook.bid if is_bid else pyorderbook.ask)("BENCH_USDC", price * TICK, qty)
+        for is_bid, price, qty in orders
+    ]
+    match = book.match
+    settle_gc()
+    start = time.perf_counter()
+    for request in requests:
+        match(request)
+    add_seconds = time.perf_counter() - start
+    resting = list(book.order_map.values())
+    cancel = book.cancel
+    settle_gc()
+    start = time.perf_counter()
+    for order in resting:
+        cancel(order)
+    cancel_seconds = time.perf_counter() - start
+    return {
+        "add_match_per_s": round(len(orders) / add_seconds),
+        "cancel_per_s": round(len(resting) / cancel_seconds) if resting else 0,
+        "resting_after_add": len(resting),
+        "resting_lots": sum(order.quantity for order in resting),
+        "version": getattr(pyorderbook, "__version__", "?"),
+    }
+
+
+def settle_gc() -> None:
+    """Collect, then freeze what exists (the prepared requests) out of the GC's
+    view, so each timed phase pays only for the garbage it makes itself."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def best_of(runs: list) -> dict:
+    """The fastest figure per phase over repeated runs (timings are noisy)."""
+    best = dict(runs[0])
+    for key in ("add_match_per_s", "cancel_per_s"):
+        best[key] = max(run[key] for run in runs)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs per book")
+    parser.add_argument("--profile", action="store_true", help="cProfile ours (one run)")
+    args = parser.parse_args()
+    orders = workload(args.orders, args.seed)
+    ours_runs, their_runs = [], []
+    for _ in range(1 if args.profile else args.repeat):
+        gc.collect()
+        ours_runs.append(run_ours(orders, args.profile))
+        gc.collect()
+        their_runs.append(run_pyorderbook(orders))
+    ours = best_of(ours_runs)
+    theirs = None if their_runs[0] is None else best_of(their_runs)
+    ratio = None
+    if theirs:
+        ratio = {
+            phase: round(ours[key] / theirs[key], 2) if theirs[key] else None
+            for phase, key in (
+                ("add_match", "add_match_per_s"),
+                ("cancel", "cancel_per_s"),
+            )
+        }
+    print(
+        json.dumps(
+            {
+                "bench": "engine",
+                "orders": args.orders,
+                "repeat": args.repeat,
+                "seed": args.seed,
+                "python": sys.version.split()[0],
+                "ours": ours,
+                "pyorderbook": theirs,
+                "ratio_ours_over_pyorderbook": ratio,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
