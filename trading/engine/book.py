@@ -124,6 +124,7 @@ class OrderBook:
         self._by_account: dict[int, dict[int, Order]] = {}  # resting + triggers
         self._client_ids: dict[tuple[int, int], Order] = {}
         self._triggers = TriggerStore()
+        self._pending = self._triggers.by_id  # alias for the fast path
         self._positions: dict[int, int] = {}
         self._ro: dict[int, tuple[dict[int, Order], dict[int, Order]]] = {}
         self._touched: set[int] = set()
@@ -173,7 +174,7 @@ class OrderBook:
         qty = cmd.quantity
         orders = self._orders
         reason = None
-        if oid in orders or oid in self._triggers.by_id:
+        if oid in orders or oid in self._pending:
             reason = RejectReason.DUPLICATE_ORDER_ID
         elif cid is not None and not 0 <= cid < 1 << 32:
             reason = RejectReason.INVALID_ORDER
@@ -199,9 +200,11 @@ class OrderBook:
         is_bid = order.is_bid
         if is_bid:
             opp = self._asks
+            own = self._bids
             own_key = price
         else:
             opp = self._bids
+            own = self._asks
             own_key = -price
         heap = opp.heap
         levels = opp.levels
@@ -213,6 +216,7 @@ class OrderBook:
             if impact < limit_key:
                 limit_key = impact
             stop = self._match(order, opp, limit_key, None, events)
+            finished = True
             if order.remaining == 0:
                 self._done(order, _FILLED, None, events)
             elif stop == _STP:
@@ -220,21 +224,20 @@ class OrderBook:
             elif stop == _LIMIT and limit_key < own_key and opp.best_key() <= own_key:
                 self._done(order, _EXPIRED, ExpiryReason.PRICE_IMPACT, events)
             else:
-                stop = _DONE
-            if stop != _DONE or order.remaining == 0:
+                finished = False  # rests or expires below
+            if finished:
                 if self._perp:
                     self._after_sweep(order, events)
                 return events
         if cmd.time_in_force is not _GTC:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
         else:  # rest at the back of its level
-            side = self._bids if is_bid else self._asks
-            levels = side.levels
-            key = -price if is_bid else price
+            levels = own.levels
+            key = -own_key
             level = levels.get(key)
             if level is None:
                 level = levels[key] = Level(key, price)
-                heappush(side.heap, key)
+                heappush(own.heap, key)
             level.orders.append(order)
             level.total += order.remaining
             level.count += 1
