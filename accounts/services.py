@@ -6,6 +6,7 @@ import hmac
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -67,7 +68,16 @@ def account_for_user(user: AbstractBaseUser) -> Account:
     return account
 
 
-@transaction.atomic
+@dataclass
+class EntrySpec:
+    """One ledger entry to write: its kind, its legs and how to find it again."""
+
+    kind: str
+    legs: list[Leg]
+    memo: str = ""
+    reference: str | None = None
+
+
 def post_entry(
     kind: str,
     legs: Iterable[Leg],
@@ -75,55 +85,75 @@ def post_entry(
     memo: str = "",
     reference: str | None = None,
 ) -> LedgerEntry:
-    """Write one balanced ledger entry and update the cached balances.
+    """Write one balanced ledger entry and update the cached balances (see post_entries)."""
+    return post_entries([EntrySpec(kind, list(legs), memo, reference)])[0]
 
-    Refuses (ExchangeError, nothing written) an entry whose legs do not sum to zero per
+
+@transaction.atomic
+def post_entries(
+    specs: list[EntrySpec], locked_deltas: dict[tuple[int, str], Decimal] | None = None
+) -> list[LedgerEntry]:
+    """Write many balanced ledger entries in one go (the engine's batches use this).
+
+    Refuses (ExchangeError, nothing written) any entry whose legs do not sum to zero per
     asset, or any amount finer than its asset's decimals. Balances are read and written
-    under row locks in a fixed order, so concurrent entries never lose an update.
+    under row locks in a fixed order, so concurrent writers never lose an update.
+    `locked_deltas` changes locked amounts in the same pass.
     """
-    legs = [leg for leg in legs if leg[2] != 0]
-    if not legs:
-        raise ExchangeError("INVALID_CLIENT_REQUEST", "A ledger entry needs at least one amount")
-    per_asset: dict[str, Decimal] = defaultdict(Decimal)
     deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-    for account, symbol, amount in legs:
-        check_precision(symbol, amount)
-        per_asset[symbol] += amount
-        deltas[(account.pk, symbol)] += amount
-    unbalanced = {s: total for s, total in per_asset.items() if total != 0}
-    if unbalanced:
-        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
-    entry = LedgerEntry.objects.create(kind=kind, memo=memo[:255], reference=reference)
+    for spec in specs:
+        spec.legs = [leg for leg in spec.legs if leg[2] != 0]
+        if not spec.legs:
+            raise ExchangeError("INVALID_CLIENT_REQUEST", "A ledger entry needs an amount")
+        per_asset: dict[str, Decimal] = defaultdict(Decimal)
+        for account, symbol, amount in spec.legs:
+            check_precision(symbol, amount)
+            per_asset[symbol] += amount
+            deltas[(account.pk, symbol)] += amount
+        unbalanced = {s: total for s, total in per_asset.items() if total != 0}
+        if unbalanced:
+            raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
+    entries = LedgerEntry.objects.bulk_create(
+        LedgerEntry(kind=spec.kind, memo=spec.memo[:255], reference=spec.reference)
+        for spec in specs
+    )
     Posting.objects.bulk_create(
         Posting(entry=entry, account=account, asset_id=symbol, amount=amount)
-        for account, symbol, amount in legs
+        for entry, spec in zip(entries, specs, strict=True)
+        for account, symbol, amount in spec.legs
     )
-    apply_balance_deltas(deltas)
-    return entry
+    apply_balance_changes(deltas, locked_deltas or {})
+    return entries
 
 
-def apply_balance_deltas(deltas: dict[tuple[int, str], Decimal], field: str = "amount") -> None:
-    """Add signed deltas to Balance.<field> for (account id, asset) keys, in key order."""
-    keys = sorted(k for k, v in deltas.items() if v != 0)
+def apply_balance_changes(
+    amount_deltas: dict[tuple[int, str], Decimal],
+    locked_deltas: dict[tuple[int, str], Decimal],
+) -> None:
+    """Add signed deltas to Balance.amount and Balance.locked for (account id, asset) keys,
+    locking the rows in key order. Only post_entries and lock/unlock call this."""
+    keys = sorted(
+        {k for k, v in amount_deltas.items() if v} | {k for k, v in locked_deltas.items() if v}
+    )
     if not keys:
         return
     Balance.objects.bulk_create(
         [Balance(account_id=a, asset_id=s) for a, s in keys], ignore_conflicts=True
     )
-    account_ids = {a for a, _ in keys}
-    symbols = {s for _, s in keys}
+    wanted = set(keys)
     rows = (
         Balance.objects.select_for_update()
-        .filter(account_id__in=account_ids, asset_id__in=symbols)
+        .filter(account_id__in={a for a, _ in keys}, asset_id__in={s for _, s in keys})
         .order_by("account_id", "asset_id")
     )
     changed = []
     for balance in rows:
-        delta = deltas.get((balance.account_id, balance.asset_id))
-        if delta:
-            setattr(balance, field, getattr(balance, field) + delta)
+        key = (balance.account_id, balance.asset_id)
+        if key in wanted:
+            balance.amount += amount_deltas.get(key, 0)
+            balance.locked += locked_deltas.get(key, 0)
             changed.append(balance)
-    Balance.objects.bulk_update(changed, [field])
+    Balance.objects.bulk_update(changed, ["amount", "locked"])
 
 
 def balance_of(account: Account, symbol: str, *, for_update: bool = False) -> Balance:
@@ -132,26 +162,31 @@ def balance_of(account: Account, symbol: str, *, for_update: bool = False) -> Ba
     return balance
 
 
+def lock_account(account: Account) -> None:
+    """Take the account's row lock: the mutex of every check-then-reserve on its funds
+    (the engine takes it for its takers too), held until the transaction ends."""
+    Account.objects.select_for_update().filter(pk=account.pk).first()
+
+
 @transaction.atomic
 def lock(account: Account, symbol: str, amount: Decimal) -> None:
     """Lock part of an available balance (open orders, pending withdrawals)."""
     check_precision(symbol, amount)
-    balance = balance_of(account, symbol, for_update=True)
-    if amount > balance.available:
+    lock_account(account)
+    available = balance_of(account, symbol).available
+    if amount > available:
         raise ExchangeError(
-            "INSUFFICIENT_FUNDS", f"Available {balance.available} {symbol} < {amount} {symbol}"
+            "INSUFFICIENT_FUNDS", f"Available {available} {symbol} < {amount} {symbol}"
         )
-    balance.locked += amount
-    balance.save(update_fields=["locked"])
+    apply_balance_changes({}, {(account.pk, symbol): amount})
 
 
 @transaction.atomic
 def unlock(account: Account, symbol: str, amount: Decimal) -> None:
-    balance = balance_of(account, symbol, for_update=True)
-    if amount > balance.locked:
-        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Cannot unlock more than {balance.locked}")
-    balance.locked -= amount
-    balance.save(update_fields=["locked"])
+    lock_account(account)
+    if amount > balance_of(account, symbol).locked:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "Cannot unlock more than is locked")
+    apply_balance_changes({}, {(account.pk, symbol): -amount})
 
 
 # Deposits -------------------------------------------------------------------------------

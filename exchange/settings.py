@@ -134,7 +134,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
-(BASE_DIR / "var").mkdir(exist_ok=True)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
@@ -152,6 +152,19 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests bodies above this size are refused (Backpack's own limit is of this order).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+
+# The engine worker. Embedded default: a thread of the web process. With REDIS_URL: the
+# `runworker engine` process, reached over the channel layer.
+ENGINE_CLIENT = os.environ.get(
+    "ENGINE_CLIENT",
+    "exchange.engine.consumer.ChannelEngineClient"
+    if REDIS_URL
+    else "exchange.engine.local.LocalEngineClient",
+)
+ENGINE_CHANNEL = "engine"
+ENGINE_MARKETS = [m for m in os.environ.get("ENGINE_MARKETS", "").split(",") if m]
+ENGINE_BATCH_SIZE = int(os.environ.get("ENGINE_BATCH_SIZE", "500"))
+ENGINE_TIMEOUT_SECONDS = float(os.environ.get("ENGINE_TIMEOUT_SECONDS", "10"))
 
 # Exchange behaviour.
 EXCHANGE_TESTNET = env_bool("EXCHANGE_TESTNET", True)

@@ -65,3 +65,138 @@ class Market(models.Model):
     @property
     def is_perp(self) -> bool:
         return self.market_type == self.Type.PERP
+
+
+class Order(models.Model):
+    """An order as the engine accepted it; written only by the engine worker.
+
+    The id is assigned by the engine (it is in the book before it is persisted); the
+    order is persisted, in the same transaction as its fills, before it is acknowledged.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "New"
+        PARTIALLY_FILLED = "PartiallyFilled"
+        FILLED = "Filled"
+        CANCELLED = "Cancelled"
+        EXPIRED = "Expired"
+        TRIGGER_PENDING = "TriggerPending"
+        TRIGGER_FAILED = "TriggerFailed"
+
+    OPEN_STATUSES = (Status.NEW, Status.PARTIALLY_FILLED, Status.TRIGGER_PENDING)
+
+    id = models.BigIntegerField(primary_key=True)
+    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    client_id = models.PositiveBigIntegerField(null=True, blank=True)
+    side = models.CharField(max_length=3)  # Bid / Ask
+    order_type = models.CharField(max_length=6)  # Limit / Market
+    time_in_force = models.CharField(max_length=3, default="GTC")
+    price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    quantity = models.DecimalField(**AMOUNT, null=True, blank=True)
+    quote_quantity = models.DecimalField(**AMOUNT, null=True, blank=True)
+    executed_quantity = models.DecimalField(**AMOUNT, default=Decimal(0))
+    executed_quote_quantity = models.DecimalField(**AMOUNT, default=Decimal(0))
+    post_only = models.BooleanField(default=False)
+    reduce_only = models.BooleanField(default=False)
+    self_trade_prevention = models.CharField(max_length=12, default="RejectTaker")
+    trigger_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    trigger_by = models.CharField(max_length=12, blank=True)
+    # Stop-loss / take-profit attached to this order, and the children's link to it.
+    attached = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    expiry_reason = models.CharField(max_length=32, blank=True)
+    system_order_type = models.CharField(max_length=32, blank=True)
+    # Funds reserved for the order and not yet consumed (asset and amount).
+    lock_asset = models.CharField(max_length=16, blank=True)
+    lock_remaining = models.DecimalField(**AMOUNT, default=Decimal(0))
+    # The book event that last changed the order (price-time priority on recovery).
+    sequence = models.BigIntegerField(default=0)
+    created_at = models.BigIntegerField()  # ms since the epoch
+    updated_at = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["market", "status"]),
+            models.Index(fields=["account", "market", "-id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.market_id} @ {self.price} ({self.status})"
+
+
+class Trade(models.Model):
+    """One fill between a maker and a taker order, with the ledger entry that settled it."""
+
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    trade_id = models.BigIntegerField()  # per market, from the book
+    price = models.DecimalField(**AMOUNT)
+    quantity = models.DecimalField(**AMOUNT)
+    quote_quantity = models.DecimalField(**AMOUNT)
+    taker_side = models.CharField(max_length=3)
+    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    maker_account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="+"
+    )
+    taker_account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="+"
+    )
+    maker_fee = models.DecimalField(**AMOUNT)
+    maker_fee_asset = models.CharField(max_length=16)
+    taker_fee = models.DecimalField(**AMOUNT)
+    taker_fee_asset = models.CharField(max_length=16)
+    sequence = models.BigIntegerField()
+    timestamp = models.BigIntegerField()  # ms
+    entry = models.OneToOneField("accounts.LedgerEntry", on_delete=models.PROTECT, null=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "trade_id"], name="unique_trade_per_market")
+        ]
+        indexes = [
+            models.Index(fields=["maker_account", "-id"]),
+            models.Index(fields=["taker_account", "-id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} #{self.trade_id} {self.quantity} @ {self.price}"
+
+
+class BookState(models.Model):
+    """Where a market's book stands: the last sequence number and trade id committed."""
+
+    market = models.OneToOneField(Market, on_delete=models.CASCADE, primary_key=True)
+    sequence = models.BigIntegerField(default=0)
+    trade_id = models.BigIntegerField(default=0)
+    last_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.market_id} seq {self.sequence}"
+
+
+class Kline(models.Model):
+    """A candle per market, interval and start, kept up to date from trades."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="klines")
+    interval = models.CharField(max_length=8)
+    start = models.DateTimeField()
+    open = models.DecimalField(**AMOUNT)
+    high = models.DecimalField(**AMOUNT)
+    low = models.DecimalField(**AMOUNT)
+    close = models.DecimalField(**AMOUNT)
+    volume = models.DecimalField(**AMOUNT, default=Decimal(0))
+    quote_volume = models.DecimalField(**AMOUNT, default=Decimal(0))
+    trades = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["market", "interval", "start"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval", "start"], name="unique_kline")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.interval} {self.start:%Y-%m-%d %H:%M}"

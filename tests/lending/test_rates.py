@@ -1,6 +1,5 @@
 """Pool math of lending/rates.py: hand-computed tables, then properties (hypothesis)."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from fractions import Fraction
@@ -30,13 +29,6 @@ from lending.rates import (
 )
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    """This module is pure (no Django): shadow tests/conftest.py's cache-clearing fixture
-    so that it runs with ``-p no:django`` and no settings module."""
-    yield
 
 
 BOUNDED = settings(max_examples=200, deadline=None)

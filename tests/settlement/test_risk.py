@@ -1,7 +1,6 @@
 """Account risk of settlement/risk.py: hand-computed scenarios, then properties."""
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal, localcontext
 
@@ -32,13 +31,6 @@ from settlement.risk import (
 )
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    """This module is pure (no Django): shadow tests/conftest.py's cache-clearing fixture
-    so that it runs with ``-p no:django`` and no settings module."""
-    yield
 
 
 BOUNDED = settings(max_examples=200, deadline=None)

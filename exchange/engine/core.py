@@ -1,0 +1,672 @@
+"""EngineCore: for the markets it owns, checks funds, matches, settles fills in the
+ledger and persists everything a batch of commands did in one database transaction.
+
+Only the engine writes orders and trades, and the balance changes of trading. A batch
+locks its takers' account rows (the mutex that withdrawals also take), checks each
+command against that view of balances, runs it through the book, then writes orders,
+trades, ledger entries, balance and lock changes, book states and klines at once. If
+the write fails, the books are rebuilt from the database and the whole batch is refused:
+nothing unacknowledged is half-applied.
+"""
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.db import transaction
+
+from accounts.api.serializers import dec
+from accounts.errors import ExchangeError
+from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
+from accounts.services import EntrySpec, post_entries
+from trading import spot
+from trading.api.serializers import order_json
+from trading.commands import error, ok
+from trading.engine import events as ev
+from trading.engine.book import OrderBook
+from trading.engine.orders import (
+    CancelKind,
+    MarketRules,
+    OrderBookState,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    RejectReason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+    TriggerBy,
+    TriggerDirection,
+)
+from trading.engine.ticks import PrecisionError
+from trading.engine.views import OrderView
+from trading.models import BookState, Market, Order, Trade
+from trading.services import record_trades
+
+log = logging.getLogger(__name__)
+
+DONE = (
+    Order.Status.FILLED,
+    Order.Status.CANCELLED,
+    Order.Status.EXPIRED,
+    Order.Status.TRIGGER_FAILED,
+)
+REJECT_CODES = {
+    RejectReason.INVALID_PRICE: "INVALID_PRICE",
+    RejectReason.PRICE_OUT_OF_BOUNDS: "INVALID_PRICE",
+    RejectReason.INVALID_QUANTITY: "INVALID_QUANTITY",
+    RejectReason.ORDER_BOOK_CLOSED: "TRADING_PAUSED",
+    RejectReason.CANCEL_ONLY: "TRADING_PAUSED",
+    RejectReason.ORDER_NOT_FOUND: "RESOURCE_NOT_FOUND",
+}
+REJECT_MESSAGES = {
+    RejectReason.DUPLICATE_CLIENT_ID: "Order with client ID already exists",
+    RejectReason.PRICE_OUT_OF_BOUNDS: "Price is outside the market's price band",
+    RejectReason.ORDER_NOT_FOUND: "Order not found",
+    RejectReason.LIMIT_ONLY: "Market is in limit-only mode",
+    RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
+}
+FEE_CACHE_SECONDS = 60
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class MarketBook:
+    """A market the engine owns: its settings, its book and its assets' decimals."""
+
+    market: Market
+    book: OrderBook
+    base_decimals: int
+    quote_decimals: int
+
+    @property
+    def scale(self):  # noqa: ANN201
+        return self.book.rules.scale
+
+
+@dataclass
+class Batch:
+    """What one batch changes, written at its end in one transaction."""
+
+    view: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)  # [amount, locked]
+    entries: list[EntrySpec] = field(default_factory=list)
+    locked: dict[tuple[int, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    new_orders: dict[int, Order] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+    trades: list[tuple[Trade, int]] = field(default_factory=list)  # (trade, entry index)
+    markets: set[str] = field(default_factory=set)
+    accounts: dict[int, Account] = field(default_factory=dict)
+    published: list[tuple[str, object]] = field(default_factory=list)
+
+    def available(self, account: int, asset: str) -> Decimal:
+        amount, locked = self.view.get((account, asset), (Decimal(0), Decimal(0)))
+        return max(amount, Decimal(0)) - locked
+
+    def change(
+        self, account: int, asset: str, amount: Decimal = Decimal(0), locked: Decimal = Decimal(0)
+    ) -> None:
+        if locked:
+            self.locked[(account, asset)] += locked
+        row = self.view.get((account, asset))
+        if row is not None:
+            row[0] += amount
+            row[1] += locked
+
+
+def market_rules(market: Market) -> MarketRules:
+    scale_step = market.step_size
+    return MarketRules(
+        symbol=market.symbol,
+        tick_size=market.tick_size,
+        step_size=scale_step,
+        perp=market.is_perp,
+        min_quantity=max(1, int(market.min_quantity / scale_step)),
+        max_quantity=None if market.max_quantity is None else int(market.max_quantity / scale_step),
+        min_multiplier=market.min_multiplier,
+        max_multiplier=market.max_multiplier,
+        min_impact_multiplier=market.min_impact_multiplier,
+        max_impact_multiplier=market.max_impact_multiplier,
+        state=OrderBookState(market.order_book_state),
+    )
+
+
+class EngineCore:
+    """The books of some markets and everything that happens to them."""
+
+    def __init__(
+        self, symbols: list[str] | None = None, publish: Callable[[list], None] | None = None
+    ) -> None:
+        self.symbols = symbols
+        self.publish = publish or (lambda events: None)
+        self.markets: dict[str, MarketBook] = {}
+        self.orders: dict[int, Order] = {}  # open orders, as persisted
+        self.per_unit: dict[int, Decimal | None] = {}  # what one lot of a fill releases
+        self._next_id = 1
+        self._fees: dict[int, FeeTier] = {}
+        self._tiers: dict[int, tuple[int, float]] = {}
+        self._fees_at = 0.0
+
+    # -------------------------------------------------------------- start and recovery
+
+    def start(self) -> None:
+        """Rebuild every owned book and the open orders from the database."""
+        self.markets.clear()
+        self.orders.clear()
+        self.per_unit.clear()
+        decimals = dict(Asset.objects.values_list("symbol", "decimals"))
+        markets = Market.objects.all()
+        if self.symbols is not None:
+            markets = markets.filter(symbol__in=self.symbols)
+        for market in markets:
+            state, _ = BookState.objects.get_or_create(market=market)
+            rules = market_rules(market)
+            open_orders = list(
+                Order.objects.filter(market=market, status__in=Order.OPEN_STATUSES).order_by(
+                    "sequence", "id"
+                )
+            )
+            resting = [
+                self._view(o, rules)
+                for o in open_orders
+                if o.status != Order.Status.TRIGGER_PENDING
+            ]
+            triggers = [
+                self._view(o, rules)
+                for o in open_orders
+                if o.status == Order.Status.TRIGGER_PENDING
+            ]
+            last = (
+                None if state.last_price is None else rules.scale.price_to_ticks(state.last_price)
+            )
+            book = OrderBook.restore(
+                rules,
+                resting,
+                triggers,
+                last_price=last,
+                sequence=state.sequence,
+                trade_id=state.trade_id,
+            )
+            mb = MarketBook(market, book, decimals[market.base_id], decimals[market.quote_id])
+            self.markets[market.symbol] = mb
+            for order in open_orders:
+                self.orders[order.id] = order
+                self.per_unit[order.id] = self._per_unit_of(order, mb)
+            self._cache_depth(mb)
+        last_id = Order.objects.order_by("-id").values_list("id", flat=True).first()
+        self._next_id = (last_id or 0) + 1
+        log.info("engine: %d markets, %d open orders restored", len(self.markets), len(self.orders))
+
+    @staticmethod
+    def _view(order: Order, rules: MarketRules) -> OrderView:
+        scale = rules.scale
+        ticks = lambda v: None if v is None else scale.price_to_ticks(v)  # noqa: E731
+        lots = lambda v: None if v is None else scale.qty_to_lots(v)  # noqa: E731
+        trigger_price = ticks(order.trigger_price)
+        direction = None
+        if trigger_price is not None:
+            direction = TriggerDirection(order.attached.get("direction", "Up"))
+        quantity = lots(order.quantity)
+        return OrderView(
+            order_id=order.id,
+            account=order.account_id,
+            side=Side(order.side),
+            order_type=OrderType(order.order_type),
+            price=ticks(order.price),
+            quantity=quantity,
+            remaining=(quantity or 0) - scale.qty_to_lots(order.executed_quantity),
+            executed_quantity=scale.qty_to_lots(order.executed_quantity),
+            executed_quote=scale.quote_to_units(order.executed_quote_quantity),
+            status=OrderStatus(order.status),
+            quote_quantity=None
+            if order.quote_quantity is None
+            else scale.quote_to_units(order.quote_quantity),
+            client_id=order.client_id,
+            time_in_force=TimeInForce(order.time_in_force),
+            post_only=order.post_only,
+            reduce_only=order.reduce_only,
+            self_trade_prevention=SelfTradePrevention(order.self_trade_prevention),
+            created_at=order.created_at,
+            trigger_price=trigger_price,
+            trigger_by=TriggerBy(order.trigger_by or "LastPrice"),
+            trigger_direction=direction,
+        )
+
+    def _per_unit_of(self, order: Order, mb: MarketBook) -> Decimal | None:
+        if order.side == Side.ASK:
+            return None if order.quantity is None else Decimal(1)
+        if order.order_type == OrderType.LIMIT:
+            return order.price
+        if order.quantity is None:
+            return None
+        return (order.trigger_price or Decimal(0)) * mb.market.max_impact_multiplier
+
+    # -------------------------------------------------------------- batches
+
+    def process(self, commands: list[dict]) -> list[dict]:
+        """Run a batch of commands; one transaction; results in command order."""
+        results: list[dict] = [error("SERVER_ERROR", "not processed")] * len(commands)
+        batch = Batch()
+        try:
+            with transaction.atomic():
+                self._load_view(batch, commands)
+                for i, command in enumerate(commands):
+                    results[i] = self._run(batch, command)
+                self._flush(batch)
+        except Exception:
+            log.exception("engine batch failed; rebuilding books from the database")
+            self.start()
+            return [error("SERVER_ERROR", "The engine could not commit; nothing was done")] * len(
+                commands
+            )
+        for order_id, order in list(self.orders.items()):
+            if order.status in DONE:
+                del self.orders[order_id]
+                self.per_unit.pop(order_id, None)
+        for symbol in batch.markets:
+            self._cache_depth(self.markets[symbol])
+        if batch.published:
+            self.publish(batch.published)
+        return results
+
+    def _load_view(self, batch: Batch, commands: list[dict]) -> None:
+        takers = sorted({int(c["account"]) for c in commands if c.get("op") == "place"})
+        if not takers:
+            return
+        for account in Account.objects.select_for_update().filter(pk__in=takers).order_by("pk"):
+            batch.accounts[account.pk] = account
+            self._tiers[account.pk] = (account.fee_tier, time.monotonic())
+        for b in Balance.objects.filter(account_id__in=takers):
+            batch.view[(b.account_id, b.asset_id)] = [b.amount, b.locked]
+
+    def _run(self, batch: Batch, command: dict) -> dict:
+        mb = self.markets.get(command.get("symbol", ""))
+        if mb is None:
+            return error("INVALID_MARKET", f"Market {command.get('symbol')} is not served here")
+        try:
+            op = command.get("op")
+            if op == "place":
+                return self._place(batch, mb, command)
+            if op == "cancel":
+                return self._cancel(batch, mb, command)
+            if op == "cancel_all":
+                return self._cancel_all(batch, mb, command)
+            return error("INVALID_CLIENT_REQUEST", f"Unknown engine operation {op!r}")
+        except ExchangeError as exc:
+            return error(exc.code, exc.message)
+        except PrecisionError as exc:
+            return error("INVALID_ORDER", str(exc))
+
+    # -------------------------------------------------------------- place
+
+    def _place(self, batch: Batch, mb: MarketBook, c: dict) -> dict:
+        account = int(c["account"])
+        if account not in batch.accounts:
+            return error("INVALID_CLIENT_REQUEST", "Unknown account")
+        if batch.accounts[account].liquidating:
+            return error("ACCOUNT_LIQUIDATING", "The account is being liquidated")
+        if mb.market.is_perp:
+            return error("INVALID_MARKET", "Perpetual markets open with the perps release")
+        if c.get("reduceOnly"):
+            return error("INVALID_ORDER", "Reduce-only orders are for perpetual markets")
+        scale = mb.scale
+        side = Side(c["side"])
+        order_type = OrderType(c["orderType"])
+        dec = lambda k: None if c.get(k) in (None, "") else Decimal(str(c[k]))  # noqa: E731
+        price, quantity, quote_qty, trigger = (
+            dec("price"),
+            dec("quantity"),
+            dec("quoteQuantity"),
+            dec("triggerPrice"),
+        )
+        cmd = PlaceOrder(
+            order_id=self._next_id,
+            account=account,
+            side=side,
+            order_type=order_type,
+            price=None if price is None else scale.price_to_ticks(price),
+            quantity=None if quantity is None else scale.qty_to_lots(quantity),
+            quote_quantity=None if quote_qty is None else scale.quote_to_units_floor(quote_qty),
+            time_in_force=TimeInForce(c.get("timeInForce") or "GTC"),
+            post_only=bool(c.get("postOnly")),
+            client_id=c.get("clientId"),
+            self_trade_prevention=SelfTradePrevention(
+                c.get("selfTradePrevention") or "RejectTaker"
+            ),
+            trigger_price=None if trigger is None else scale.price_to_ticks(trigger),
+            trigger_by=TriggerBy(c.get("triggerBy") or "LastPrice"),
+            created_at=now_ms(),
+        )
+        if quote_qty is not None:
+            quote_qty = scale.units_to_quote(cmd.quote_quantity)
+        worst = self._worst_price(mb, side, order_type, price, trigger)
+        res = spot.reservation(
+            is_bid=side is Side.BID,
+            base=mb.market.base_id,
+            quote=mb.market.quote_id,
+            base_decimals=mb.base_decimals,
+            quote_decimals=mb.quote_decimals,
+            quantity=quantity,
+            quote_quantity=quote_qty,
+            price=worst,
+        )
+        available = batch.available(account, res.asset)
+        if res.amount > available:
+            return error(
+                "INSUFFICIENT_FUNDS",
+                f"Order needs {dec(res.amount)} {res.asset}, available {dec(available)}",
+            )
+        self._next_id += 1
+        self.per_unit[cmd.order_id] = res.per_unit
+        pending = {cmd.order_id: (res, c)}
+        events = mb.book.place(cmd)
+        rejected = self._apply(batch, mb, events, pending)
+        if rejected is not None:
+            return rejected
+        return ok(order_json(self.orders[cmd.order_id], mb.market))
+
+    def _worst_price(
+        self,
+        mb: MarketBook,
+        side: Side,
+        kind: OrderType,
+        price: Decimal | None,
+        trigger: Decimal | None,
+    ) -> Decimal | None:
+        if kind is OrderType.LIMIT:
+            return price
+        m = mb.market
+        if trigger is not None:
+            return trigger * (
+                m.max_impact_multiplier if side is Side.BID else m.min_impact_multiplier
+            )
+        best = mb.book.best_ask() if side is Side.BID else mb.book.best_bid()
+        if best is None:
+            return None
+        best_price = mb.scale.ticks_to_price(best)
+        return best_price * (
+            m.max_impact_multiplier if side is Side.BID else m.min_impact_multiplier
+        )
+
+    # -------------------------------------------------------------- cancel
+
+    def _cancel(self, batch: Batch, mb: MarketBook, c: dict) -> dict:
+        order_id = None if c.get("orderId") in (None, "") else int(c["orderId"])
+        events = mb.book.cancel(int(c["account"]), order_id=order_id, client_id=c.get("clientId"))
+        rejected = self._apply(batch, mb, events, {})
+        if rejected is not None:
+            return rejected
+        done = [e for e in events if isinstance(e, ev.OrderDone)]
+        return ok(order_json(self.orders[done[0].order_id], mb.market))
+
+    def _cancel_all(self, batch: Batch, mb: MarketBook, c: dict) -> dict:
+        kind = CancelKind(c["orderType"]) if c.get("orderType") else None
+        events = mb.book.cancel_all(int(c["account"]), kind)
+        self._apply(batch, mb, events, {})
+        done = [e.order_id for e in events if isinstance(e, ev.OrderDone)]
+        return ok([order_json(self.orders[i], mb.market) for i in done])
+
+    # -------------------------------------------------------------- events
+
+    def _apply(self, batch: Batch, mb: MarketBook, events: list, pending: dict) -> dict | None:
+        """Turn book events into order rows, locks, ledger entries and trades. Returns the
+        error for the command when the book refused it."""
+        refusal = None
+        market = mb.market
+        scale = mb.scale
+        batch.markets.add(market.symbol)
+        for e in events:
+            if isinstance(e, ev.OrderAccepted | ev.TriggerPlaced):
+                order = self.orders.get(e.order_id)
+                if order is None:
+                    order = self._new_order(batch, mb, e, pending)
+                elif isinstance(e, ev.OrderAccepted):  # a trigger order fired and entered the book
+                    order.status = Order.Status.NEW
+                    order.sequence = e.seq
+                    self._touch(batch, order)
+                if isinstance(e, ev.OrderAccepted) and e.quantity is not None:
+                    order.quantity = scale.lots_to_qty(e.quantity)
+            elif isinstance(e, ev.Fill):
+                self._settle(batch, mb, e)
+            elif isinstance(e, ev.OrderDone):
+                order = self.orders[e.order_id]
+                order.status = e.status.value
+                order.expiry_reason = e.reason.value if e.reason else ""
+                self._release(batch, order, order.lock_remaining)
+                self._touch(batch, order)
+            elif isinstance(e, ev.OrderModified):
+                order = self.orders[e.order_id]
+                order.quantity = scale.lots_to_qty(e.quantity)
+                self._touch(batch, order)
+            elif isinstance(e, ev.OrderRejected):
+                order = self.orders.get(e.order_id) if e.order_id is not None else None
+                if order is not None:  # a trigger order fired, then failed validation
+                    order.status = Order.Status.TRIGGER_FAILED
+                    order.expiry_reason = e.reason.value
+                    self._release(batch, order, order.lock_remaining)
+                    self._touch(batch, order)
+                else:
+                    refusal = error(
+                        REJECT_CODES.get(e.reason, "INVALID_ORDER"),
+                        REJECT_MESSAGES.get(e.reason, f"Order refused: {e.reason.value}"),
+                    )
+            elif isinstance(e, ev.CancelRejected):
+                refusal = error(
+                    REJECT_CODES.get(e.reason, "INVALID_ORDER"),
+                    REJECT_MESSAGES.get(e.reason, e.reason.value),
+                )
+            batch.published.append((market.symbol, e))
+        return refusal
+
+    def _new_order(self, batch: Batch, mb: MarketBook, e, pending: dict) -> Order:  # noqa: ANN001
+        scale = mb.scale
+        res, c = pending[e.order_id]
+        is_trigger = isinstance(e, ev.TriggerPlaced)
+        cmd = e.command if not is_trigger else None
+        ts = now_ms()
+        order = Order(
+            id=e.order_id,
+            account_id=e.account,
+            market=mb.market,
+            client_id=e.client_id,
+            side=e.side.value,
+            order_type=e.order_type.value,
+            time_in_force=(cmd.time_in_force.value if cmd else c.get("timeInForce") or "GTC"),
+            price=None if e.price is None else scale.ticks_to_price(e.price),
+            quantity=(None if e.quantity is None else scale.lots_to_qty(e.quantity)),
+            quote_quantity=None
+            if e.quote_quantity is None
+            else scale.units_to_quote(e.quote_quantity),
+            post_only=bool(c.get("postOnly")),
+            reduce_only=bool(c.get("reduceOnly")),
+            self_trade_prevention=c.get("selfTradePrevention") or "RejectTaker",
+            status=Order.Status.TRIGGER_PENDING if is_trigger else Order.Status.NEW,
+            lock_asset=res.asset,
+            lock_remaining=res.amount,
+            sequence=e.seq,
+            created_at=ts,
+            updated_at=ts,
+        )
+        if is_trigger:
+            order.trigger_price = scale.ticks_to_price(e.trigger_price)
+            order.trigger_by = e.trigger_by.value
+            order.attached = {"direction": e.direction.value}
+        batch.change(e.account, res.asset, locked=res.amount)
+        self.orders[order.id] = order
+        batch.new_orders[order.id] = order
+        return order
+
+    def _touch(self, batch: Batch, order: Order) -> None:
+        order.updated_at = now_ms()
+        if order.id not in batch.new_orders:
+            batch.dirty.add(order.id)
+
+    def _release(self, batch: Batch, order: Order, amount: Decimal) -> None:
+        amount = min(amount, order.lock_remaining)
+        if amount > 0:
+            order.lock_remaining -= amount
+            batch.change(order.account_id, order.lock_asset, locked=-amount)
+
+    def _settle(self, batch: Batch, mb: MarketBook, f: ev.Fill) -> None:
+        market = mb.market
+        scale = mb.scale
+        base, quote = market.base_id, market.quote_id
+        price = scale.ticks_to_price(f.price)
+        qty = scale.lots_to_qty(f.quantity)
+        quote_amt = spot.fill_quote(price, qty, mb.quote_decimals)
+        taker, maker = self.orders[f.taker_order_id], self.orders[f.maker_order_id]
+        buyer, seller = (taker, maker) if f.taker_side is Side.BID else (maker, taker)
+        buyer_fee = spot.fee(
+            qty, self._fee_bps(buyer.account_id, buyer is taker, market), mb.base_decimals
+        )
+        seller_fee = spot.fee(
+            quote_amt, self._fee_bps(seller.account_id, seller is taker, market), mb.quote_decimals
+        )
+        accounts = {
+            a.pk: a
+            for a in (batch.accounts.get(buyer.account_id), batch.accounts.get(seller.account_id))
+            if a
+        }
+        buyer_acct = accounts.get(buyer.account_id) or Account(pk=buyer.account_id)
+        seller_acct = accounts.get(seller.account_id) or Account(pk=seller.account_id)
+        fees_acct = self._fees_account()
+        legs = [
+            (buyer_acct, base, qty - buyer_fee),
+            (buyer_acct, quote, -quote_amt),
+            (seller_acct, base, -qty),
+            (seller_acct, quote, quote_amt - seller_fee),
+            (fees_acct, base, buyer_fee),
+            (fees_acct, quote, seller_fee),
+        ]
+        for acct, asset, amount in legs:
+            batch.change(acct.pk, asset, amount=amount)
+        for order, spent in ((buyer, quote_amt), (seller, qty)):
+            per_unit = self.per_unit.get(order.id)
+            release = spent if per_unit is None else per_unit * qty
+            if order.lock_asset == quote:
+                release = spot.round_up(release, mb.quote_decimals)
+            self._release(batch, order, release)
+            order.executed_quantity += qty
+            order.executed_quote_quantity += quote_amt
+            if order.status == Order.Status.NEW:
+                order.status = Order.Status.PARTIALLY_FILLED
+            self._touch(batch, order)
+        entry_index = len(batch.entries)
+        batch.entries.append(
+            EntrySpec(
+                LedgerEntry.Kind.TRADE,
+                legs,
+                memo=f"{market.symbol} trade {f.trade_id}: {qty} @ {price}",
+                reference=f"trade:{market.symbol}:{f.trade_id}",
+            )
+        )
+        trade = Trade(
+            market=market,
+            trade_id=f.trade_id,
+            price=price,
+            quantity=qty,
+            quote_quantity=quote_amt,
+            taker_side=f.taker_side.value,
+            maker_order_id=maker.id,
+            taker_order_id=taker.id,
+            maker_account_id=maker.account_id,
+            taker_account_id=taker.account_id,
+            maker_fee=buyer_fee if maker is buyer else seller_fee,
+            maker_fee_asset=base if maker is buyer else quote,
+            taker_fee=buyer_fee if taker is buyer else seller_fee,
+            taker_fee_asset=base if taker is buyer else quote,
+            sequence=f.seq,
+            timestamp=now_ms(),
+        )
+        batch.trades.append((trade, entry_index))
+
+    # -------------------------------------------------------------- fees
+
+    def _fees_account(self) -> Account:
+        if not hasattr(self, "_fees_acct"):
+            self._fees_acct = Account.objects.get(name=Account.FEES)
+        return self._fees_acct
+
+    def _fee_bps(self, account: int, taker: bool, market: Market) -> Decimal:
+        if market.fee_free:
+            return Decimal(0)
+        now = time.monotonic()
+        if now - self._fees_at > FEE_CACHE_SECONDS or not self._fees:
+            self._fees = {t.tier: t for t in FeeTier.objects.all()}
+            self._fees_at = now
+        tier, seen = self._tiers.get(account, (None, 0.0))
+        if tier is None or now - seen > FEE_CACHE_SECONDS:
+            tier = (
+                Account.objects.filter(pk=account).values_list("fee_tier", flat=True).first() or 1
+            )
+            self._tiers[account] = (tier, now)
+        row = self._fees.get(tier) or self._fees[min(self._fees)]
+        if market.is_perp:
+            return row.futures_taker_bps if taker else row.futures_maker_bps
+        return row.spot_taker_bps if taker else row.spot_maker_bps
+
+    # -------------------------------------------------------------- persistence
+
+    def _flush(self, batch: Batch) -> None:
+        if batch.new_orders:
+            Order.objects.bulk_create(batch.new_orders.values())
+        dirty = [self.orders[i] for i in batch.dirty if i in self.orders]
+        if dirty:
+            Order.objects.bulk_update(
+                dirty,
+                [
+                    "status",
+                    "expiry_reason",
+                    "quantity",
+                    "executed_quantity",
+                    "executed_quote_quantity",
+                    "lock_remaining",
+                    "sequence",
+                    "updated_at",
+                ],
+            )
+        entries = post_entries(batch.entries, batch.locked)
+        trades = []
+        for trade, index in batch.trades:
+            trade.entry = entries[index]
+            trades.append(trade)
+        if trades:
+            Trade.objects.bulk_create(trades)
+            record_trades(trades)
+        states = []
+        for symbol in batch.markets:
+            mb = self.markets[symbol]
+            last = mb.book.last_price
+            states.append(
+                BookState(
+                    market=mb.market,
+                    sequence=mb.book.sequence,
+                    trade_id=mb.book.trade_id,
+                    last_price=None if last is None else mb.scale.ticks_to_price(last),
+                )
+            )
+        BookState.objects.bulk_update(states, ["sequence", "trade_id", "last_price"])
+
+    def _cache_depth(self, mb: MarketBook) -> None:
+        """Publish the book's depth snapshot (with lastUpdateId) where web workers read it."""
+        depth = mb.book.depth(1000)
+        scale = mb.scale
+        levels = lambda side: [  # noqa: E731
+            [dec(scale.ticks_to_price(p)), dec(scale.lots_to_qty(q))] for p, q in side
+        ]
+        cache.set(
+            f"depth:{mb.market.symbol}",
+            {
+                "bids": levels(reversed(depth.bids)),
+                "asks": levels(depth.asks),
+                "lastUpdateId": str(depth.sequence),
+                "timestamp": now_ms() * 1000,
+            },
+            timeout=None,
+        )

@@ -1,0 +1,78 @@
+"""Engine clients that run the engine in this process.
+
+`LocalEngineClient`: the embedded default. One engine thread owns the books; callers from
+any thread queue their commands and wait for the results. Whatever is queued while the
+engine commits forms the next batch (up to ENGINE_BATCH_SIZE commands), so load turns
+into fewer, larger transactions.
+
+`InlineEngineClient`: runs each call in the caller's thread and transaction (tests whose
+database work is wrapped in a per-test transaction use it).
+"""
+
+import queue
+import threading
+from concurrent.futures import Future
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from accounts.errors import ExchangeError
+from exchange.engine.core import EngineCore
+
+
+class InlineEngineClient:
+    def __init__(self) -> None:
+        self.core = EngineCore()
+        self.started = False
+
+    def call(self, commands: list[dict]) -> list[dict]:
+        if not self.started:
+            self.core.start()
+            self.started = True
+        return self.core.process(commands)
+
+
+class LocalEngineClient:
+    def __init__(self) -> None:
+        self.core = EngineCore()
+        self.queue: queue.Queue[tuple[list[dict], Future]] = queue.Queue()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self.thread.start()
+
+    def call(self, commands: list[dict]) -> list[dict]:
+        future: Future = Future()
+        self.queue.put((commands, future))
+        try:
+            return future.result(timeout=settings.ENGINE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise ExchangeError(
+                "TIMEOUT", "The engine did not answer in time", status=503
+            ) from None
+
+    def _run(self) -> None:
+        self.core.start()
+        self.ready.set()
+        limit = settings.ENGINE_BATCH_SIZE
+        while True:
+            items = [self.queue.get()]
+            size = len(items[0][0])
+            while size < limit:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+                size += len(item[0])
+            commands = [c for cmds, _ in items for c in cmds]
+            try:
+                close_old_connections()
+                results = self.core.process(commands)
+            except BaseException as exc:  # noqa: BLE001 - answer every caller, keep serving
+                for _, future in items:
+                    future.set_exception(exc)
+                continue
+            start = 0
+            for cmds, future in items:
+                future.set_result(results[start : start + len(cmds)])
+                start += len(cmds)

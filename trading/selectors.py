@@ -1,0 +1,133 @@
+"""Read-only trading queries: orders, fills, and market data (trades, depth, klines,
+tickers). Depth comes from the engine's published snapshot; the rest from the database."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.db.models import Q
+
+from accounts.api.serializers import dec
+from accounts.errors import ExchangeError
+from accounts.models import Account
+from trading import klines as kl
+from trading.api.serializers import fill_json, kline_json, order_json, public_trade_json
+from trading.models import Kline, Market, Order, Trade
+
+
+def _market(symbol: str) -> Market:
+    found = Market.objects.filter(symbol=symbol).first()
+    if found is None:
+        raise ExchangeError("INVALID_SYMBOL", f"Unknown market {symbol!r}")
+    return found
+
+
+def open_orders(account: Account, symbol: str | None = None) -> list[dict]:
+    rows = Order.objects.filter(account=account, status__in=Order.OPEN_STATUSES)
+    if symbol:
+        rows = rows.filter(market=_market(symbol))
+    return [order_json(o) for o in rows.order_by("id")]
+
+
+def open_order(account: Account, symbol: str, order_id: int | None, client_id: int | None) -> dict:
+    rows = Order.objects.filter(account=account, market=_market(symbol), status__in=Order.OPEN_STATUSES)
+    rows = rows.filter(pk=order_id) if order_id is not None else rows.filter(client_id=client_id)
+    order = rows.first()
+    if order is None:
+        raise ExchangeError("RESOURCE_NOT_FOUND", "Order not found", status=404)
+    return order_json(order)
+
+
+def order_history(
+    account: Account, symbol: str | None = None, limit: int = 100, offset: int = 0
+) -> list[dict]:
+    rows = Order.objects.filter(account=account).order_by("-id")
+    if symbol:
+        rows = rows.filter(market=_market(symbol))
+    return [order_json(o) for o in rows[offset : offset + limit]]
+
+
+def fills(
+    account: Account, symbol: str | None = None, limit: int = 100, offset: int = 0,
+    order_id: int | None = None,
+) -> list[dict]:
+    rows = Trade.objects.filter(Q(maker_account=account) | Q(taker_account=account)).order_by("-id")
+    if symbol:
+        rows = rows.filter(market=_market(symbol))
+    if order_id is not None:
+        rows = rows.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
+    out = []
+    for trade in rows[offset : offset + limit]:
+        if trade.maker_account_id == trade.taker_account_id == account.pk:
+            out.append(fill_json(trade, account.pk))  # self-trade: both sides are the account's
+        out.append(fill_json(trade, account.pk))
+    return out[:limit]
+
+
+def recent_trades(symbol: str, limit: int = 100, offset: int = 0) -> list[dict]:
+    rows = Trade.objects.filter(market=_market(symbol)).order_by("-id")[offset : offset + limit]
+    return [public_trade_json(t) for t in rows]
+
+
+def depth(symbol: str, limit: int = 1000) -> dict:
+    """The engine's latest snapshot: bids and asks ascending by price, with lastUpdateId."""
+    _market(symbol)
+    snapshot = cache.get(f"depth:{symbol}") or {
+        "bids": [], "asks": [], "lastUpdateId": "0", "timestamp": 0,
+    }
+    return {
+        **snapshot,
+        "bids": snapshot["bids"][-limit:],
+        "asks": snapshot["asks"][:limit],
+    }
+
+
+def klines(
+    symbol: str, interval: str, start: datetime | None = None, end: datetime | None = None
+) -> list[dict]:
+    market = _market(symbol)
+    name = kl.normalize_interval(interval)
+    if name is None:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unknown interval {interval!r}")
+    rows = Kline.objects.filter(market=market, interval=name)
+    if start is not None:
+        rows = rows.filter(start__gte=kl.bucket_start(name, start))
+    if end is not None:
+        rows = rows.filter(start__lt=end)
+    return [kline_json(k, kl.bucket_end(name, k.start)) for k in rows.order_by("start")[:1000]]
+
+
+def ticker(symbol: str, interval: str = "1d") -> dict:
+    """24h (or 1w) statistics from the 1-minute klines of the window."""
+    market = _market(symbol)
+    window = timedelta(days=7 if interval == "1w" else 1)
+    since = datetime.now(UTC) - window
+    rows = list(
+        Kline.objects.filter(market=market, interval="1m", start__gte=kl.bucket_start("1m", since))
+        .order_by("start")
+    )
+    last = Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+    if not rows:
+        last_price = last if last is not None else Decimal(0)
+        zero = dec(Decimal(0))
+        return {"symbol": symbol, "firstPrice": dec(last_price), "lastPrice": dec(last_price),
+                "priceChange": zero, "priceChangePercent": zero, "high": dec(last_price),
+                "low": dec(last_price), "volume": zero, "quoteVolume": zero, "trades": "0"}
+    first, last_price = rows[0].open, rows[-1].close
+    change = last_price - first
+    return {
+        "symbol": symbol,
+        "firstPrice": dec(first),
+        "lastPrice": dec(last_price),
+        "priceChange": dec(change),
+        "priceChangePercent": dec((change / first).quantize(Decimal("0.000001"))) if first else "0",
+        "high": dec(max(k.high for k in rows)),
+        "low": dec(min(k.low for k in rows)),
+        "volume": dec(sum((k.volume for k in rows), Decimal(0))),
+        "quoteVolume": dec(sum((k.quote_volume for k in rows), Decimal(0))),
+        "trades": str(sum(k.trades for k in rows)),
+    }
+
+
+def tickers(interval: str = "1d") -> list[dict]:
+    return [ticker(m.symbol, interval) for m in Market.objects.filter(visible=True)]

@@ -1,0 +1,269 @@
+"""Trading services: what the API and the UI call to trade, and the market-data upkeep
+the engine calls after each batch.
+
+Orders only change inside the engine worker. These functions validate a request
+(Backpack's fields, Decimal exactness against tick and step) and hand it to the engine
+through the configured client (settings.ENGINE_CLIENT), which answers after the engine
+has committed.
+"""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from accounts.errors import ExchangeError
+from accounts.models import Account
+from trading import klines
+from trading.commands import unwrap
+from trading.models import Kline, Market, Trade
+
+SIDES = ("Bid", "Ask")
+ORDER_TYPES = ("Limit", "Market")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+STP = ("RejectTaker", "RejectMaker", "RejectBoth", "Allow")
+TRIGGER_BY = ("LastPrice", "MarkPrice", "IndexPrice")
+MAX_CLIENT_ID = 2**32 - 1
+
+
+@cache
+def engine_client():  # noqa: ANN201
+    """The engine client of settings.ENGINE_CLIENT (one per process)."""
+    return import_string(settings.ENGINE_CLIENT)()
+
+
+def market(symbol: str) -> Market:
+    found = Market.objects.filter(symbol=symbol).select_related("base", "quote").first()
+    if found is None:
+        raise ExchangeError("INVALID_SYMBOL", f"Unknown market {symbol!r}")
+    return found
+
+
+def _decimal(params: dict, name: str) -> Decimal | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | float):
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"{name} must be a decimal string")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ExchangeError(
+            "INVALID_CLIENT_REQUEST", f"{name} is not a number: {value!r}"
+        ) from None
+    if not number.is_finite():
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"{name} is not a number: {value!r}")
+    return number
+
+
+def _multiple(value: Decimal, unit: Decimal, name: str, code: str) -> None:
+    if value <= 0:
+        raise ExchangeError(code, f"{name} must be positive")
+    if value % unit != 0:
+        raise ExchangeError(code, f"{name} {value} is not a multiple of {unit.normalize()}")
+
+
+def _choice(params: dict, name: str, choices: tuple, default: str | None = None) -> str | None:
+    value = params.get(name, default)
+    if value is None:
+        return None
+    if value not in choices:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+def _bool(params: dict, name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        if value in ("true", "false"):
+            return value == "true"
+        raise ExchangeError("INVALID_CLIENT_REQUEST", f"{name} must be true or false")
+    return value
+
+
+def _client_id(params: dict) -> int | None:
+    value = params.get("clientId")
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "clientId must be an integer") from None
+    if not 0 <= number <= MAX_CLIENT_ID:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "clientId must fit in 32 bits")
+    return number
+
+
+def order_command(account: Account, params: dict) -> dict:
+    """Validate Backpack's OrderExecutePayload into an engine command (refusing anything
+    malformed with a 4xx ExchangeError, before the engine sees it)."""
+    if not isinstance(params, dict):
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "An order is a JSON object")
+    m = market(str(params.get("symbol", "")))
+    side = _choice(params, "side", SIDES)
+    kind = _choice(params, "orderType", ORDER_TYPES)
+    if side is None or kind is None:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "side and orderType are required")
+    price = _decimal(params, "price")
+    quantity = _decimal(params, "quantity")
+    quote_quantity = _decimal(params, "quoteQuantity")
+    trigger_price = _decimal(params, "triggerPrice")
+    if price is not None:
+        _multiple(price, m.tick_size, "price", "INVALID_PRICE")
+    if quantity is not None:
+        _multiple(quantity, m.step_size, "quantity", "INVALID_QUANTITY")
+    if trigger_price is not None:
+        _multiple(trigger_price, m.tick_size, "triggerPrice", "INVALID_PRICE")
+    if quote_quantity is not None and quote_quantity <= 0:
+        raise ExchangeError("INVALID_QUANTITY", "quoteQuantity must be positive")
+    if kind == "Limit":
+        if price is None or quantity is None:
+            raise ExchangeError("INVALID_ORDER", "A limit order needs price and quantity")
+        if quote_quantity is not None:
+            raise ExchangeError("INVALID_ORDER", "quoteQuantity is for market orders")
+    else:
+        if (quantity is None) == (quote_quantity is None):
+            raise ExchangeError("INVALID_ORDER", "A market order needs quantity or quoteQuantity")
+        if price is not None or _bool(params, "postOnly"):
+            raise ExchangeError(
+                "INVALID_ORDER", "A market order takes no price and is not post-only"
+            )
+    if any(
+        params.get(k) not in (None, "") for k in ("stopLossTriggerPrice", "takeProfitTriggerPrice")
+    ):
+        if not m.is_perp:
+            raise ExchangeError(
+                "INVALID_ORDER", "Stop loss and take profit are for perpetual markets"
+            )
+    if params.get("triggerQuantity") not in (None, ""):
+        raise ExchangeError("INVALID_ORDER", "triggerQuantity is not supported; give quantity")
+    return {
+        "op": "place",
+        "account": account.pk,
+        "symbol": m.symbol,
+        "side": side,
+        "orderType": kind,
+        "price": None if price is None else str(price),
+        "quantity": None if quantity is None else str(quantity),
+        "quoteQuantity": None if quote_quantity is None else str(quote_quantity),
+        "timeInForce": _choice(params, "timeInForce", TIME_IN_FORCE, "GTC"),
+        "postOnly": _bool(params, "postOnly"),
+        "reduceOnly": _bool(params, "reduceOnly"),
+        "clientId": _client_id(params),
+        "selfTradePrevention": _choice(params, "selfTradePrevention", STP, "RejectTaker"),
+        "triggerPrice": None if trigger_price is None else str(trigger_price),
+        "triggerBy": _choice(params, "triggerBy", TRIGGER_BY, "LastPrice"),
+    }
+
+
+def _call(commands: list[dict]) -> list[dict]:
+    return engine_client().call(commands)
+
+
+def place_order(account: Account, params: dict) -> dict:
+    """Place one order; returns it in Backpack's Order shape once the engine committed."""
+    return unwrap(_call([order_command(account, params)])[0])
+
+
+def cancel_order(
+    account: Account, symbol: str, order_id: str | int | None = None, client_id: int | None = None
+) -> dict:
+    """Cancel one open order by id or clientId; returns the cancelled order."""
+    m = market(symbol)
+    if order_id in (None, "") and client_id is None:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "Give orderId or clientId")
+    try:
+        oid = None if order_id in (None, "") else int(str(order_id))
+    except ValueError:
+        raise ExchangeError("INVALID_CLIENT_REQUEST", "orderId must be an integer") from None
+    cid = _client_id({"clientId": client_id})
+    command = {
+        "op": "cancel",
+        "account": account.pk,
+        "symbol": m.symbol,
+        "orderId": oid,
+        "clientId": cid,
+    }
+    return unwrap(_call([command])[0])
+
+
+def cancel_all(account: Account, symbol: str, order_type: str | None = None) -> list[dict]:
+    """Cancel the account's open orders in a market (RestingLimitOrder or ConditionalOrder
+    only, when given); returns the cancelled orders."""
+    m = market(symbol)
+    kind = _choice(
+        {"orderType": order_type}, "orderType", ("RestingLimitOrder", "ConditionalOrder")
+    )
+    command = {"op": "cancel_all", "account": account.pk, "symbol": m.symbol, "orderType": kind}
+    return unwrap(_call([command])[0])
+
+
+def place_orders(account: Account, orders: list[dict]) -> list[dict]:
+    """A batch: each order's result, either the order or {code, message}."""
+    results: list[dict | None] = []
+    commands = []
+    for params in orders:
+        try:
+            commands.append(order_command(account, params))
+            results.append(None)
+        except ExchangeError as exc:
+            results.append({"code": exc.code, "message": exc.message})
+    answered = iter(_call(commands)) if commands else iter(())
+    out = []
+    for result in results:
+        if result is not None:
+            out.append(result)
+            continue
+        answer = next(answered)
+        out.append(answer["ok"] if "ok" in answer else answer["error"])
+    return out
+
+
+def record_trades(trades: list[Trade]) -> None:
+    """Fold new trades into every interval's klines (called by the engine, inside its
+    batch transaction)."""
+    buckets: dict[tuple[str, str, datetime], list[Trade]] = defaultdict(list)
+    for trade in sorted(trades, key=lambda t: (t.market_id, t.sequence)):
+        at = datetime.fromtimestamp(trade.timestamp / 1000, UTC)
+        for interval in klines.INTERVALS:
+            buckets[(trade.market_id, interval, klines.bucket_start(interval, at))].append(trade)
+    existing = {
+        (k.market_id, k.interval, k.start): k
+        for k in Kline.objects.filter(
+            market_id__in={key[0] for key in buckets},
+            interval__in={key[1] for key in buckets},
+            start__in={key[2] for key in buckets},
+        )
+    }
+    created, updated = [], []
+    for key, group in buckets.items():
+        candle = existing.get(key)
+        if candle is None:
+            first = group[0].price
+            candle = Kline(
+                market_id=key[0],
+                interval=key[1],
+                start=key[2],
+                open=first,
+                high=first,
+                low=first,
+                close=first,
+                volume=Decimal(0),
+                quote_volume=Decimal(0),
+                trades=0,
+            )
+            created.append(candle)
+        else:
+            updated.append(candle)
+        for trade in group:
+            candle.high = max(candle.high, trade.price)
+            candle.low = min(candle.low, trade.price)
+            candle.close = trade.price
+            candle.volume += trade.quantity
+            candle.quote_volume += trade.quote_quantity
+            candle.trades += 1
+    Kline.objects.bulk_create(created)
+    Kline.objects.bulk_update(updated, ["high", "low", "close", "volume", "quote_volume", "trades"])
