@@ -47,7 +47,7 @@ cancel_commands = st.tuples(
 )
 streams = st.lists(
     st.one_of(place_commands, place_commands, place_commands, cancel_commands),
-    min_size=10,
+    min_size=30,
     max_size=100,
 )
 
