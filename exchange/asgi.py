@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from exchange.engine.consumer import EngineConsumer  # noqa: E402
 from exchange.routing import websocket_urlpatterns  # noqa: E402
@@ -17,6 +18,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": URLRouter(websocket_urlpatterns),
-        "channel": ChannelNameRouter({"engine": EngineConsumer.as_asgi()}),
+        "channel": ChannelNameRouter({settings.ENGINE_CHANNEL: EngineConsumer.as_asgi()}),
     }
 )

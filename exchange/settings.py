@@ -94,7 +94,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("CHANNEL_PREFIX", "asgi"),
+                "expiry": 30,
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
@@ -161,7 +165,7 @@ ENGINE_CLIENT = os.environ.get(
     if REDIS_URL
     else "exchange.engine.local.LocalEngineClient",
 )
-ENGINE_CHANNEL = "engine"
+ENGINE_CHANNEL = os.environ.get("ENGINE_CHANNEL", "engine")
 ENGINE_MARKETS = [m for m in os.environ.get("ENGINE_MARKETS", "").split(",") if m]
 ENGINE_BATCH_SIZE = int(os.environ.get("ENGINE_BATCH_SIZE", "500"))
 ENGINE_TIMEOUT_SECONDS = float(os.environ.get("ENGINE_TIMEOUT_SECONDS", "10"))

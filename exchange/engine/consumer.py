@@ -8,11 +8,13 @@ database transaction, then answers every caller. A command whose caller has give
 """
 
 import asyncio
+import threading
 import time
 
 from asgiref.sync import async_to_sync, sync_to_async
+from channels import DEFAULT_CHANNEL_LAYER
 from channels.consumer import AsyncConsumer
-from channels.layers import get_channel_layer
+from channels.layers import channel_layers
 from django.conf import settings
 
 from accounts.errors import ExchangeError
@@ -59,14 +61,21 @@ class EngineConsumer(AsyncConsumer):
 
 
 class ChannelEngineClient:
-    """Sends commands to the engine worker over the channel layer and waits for them."""
+    """Sends commands to the engine worker over the channel layer and waits for them.
+
+    A channel layer receives on one event loop at a time, so each calling thread has a
+    layer instance of its own."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
 
     def call(self, commands: list[dict]) -> list[dict]:
-        return async_to_sync(self._call)(commands)
+        if not hasattr(self.local, "layer"):
+            self.local.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        return async_to_sync(self._call)(self.local.layer, commands)
 
-    async def _call(self, commands: list[dict]) -> list[dict]:
-        layer = get_channel_layer()
-        reply = await layer.new_channel("engine.reply!")
+    async def _call(self, layer, commands: list[dict]) -> list[dict]:  # noqa: ANN001
+        reply = await layer.new_channel("engine-reply")
         timeout = settings.ENGINE_TIMEOUT_SECONDS
         await layer.send(
             settings.ENGINE_CHANNEL,
