@@ -146,13 +146,13 @@ class OrderBook:
         """Validate, match and rest (or park as a trigger) one order."""
         if (
             cmd.trigger_price is None
-            and cmd.order_type is _LIMIT_TYPE
+            and cmd.order_type == _LIMIT_TYPE
             and not cmd.post_only
             and not cmd.reduce_only
             and cmd.stop_loss is None
             and cmd.take_profit is None
-            and cmd.time_in_force is not _FOK
-            and self._state is _OPEN
+            and cmd.time_in_force != _FOK
+            and self._state == _OPEN
         ):
             events = self._place_plain_limit(cmd)
         else:
@@ -229,7 +229,7 @@ class OrderBook:
                 if self._perp:
                     self._after_sweep(order, events)
                 return events
-        if cmd.time_in_force is not _GTC:
+        if cmd.time_in_force != _GTC:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
         else:  # rest at the back of its level
             levels = own.levels
@@ -282,9 +282,9 @@ class OrderBook:
         events: list[Event] = []
         for order in list(self._by_account.get(account, {}).values()):
             pending = order.id in self._triggers.by_id
-            if kind is CancelKind.RESTING_LIMIT_ORDER and pending:
+            if kind == CancelKind.RESTING_LIMIT_ORDER and pending:
                 continue
-            if kind is CancelKind.CONDITIONAL_ORDER and not pending:
+            if kind == CancelKind.CONDITIONAL_ORDER and not pending:
                 continue
             self._cancel_any(order, None, events)
         return events
@@ -310,7 +310,7 @@ class OrderBook:
 
     def set_state(self, state: OrderBookState) -> list[Event]:
         """Change orderBookState; reopening fires triggers crossed meanwhile."""
-        self._state = state
+        self._state = OrderBookState(state)
         events: list[Event] = []
         self._run_triggers(events)
         return events
@@ -469,8 +469,8 @@ class OrderBook:
 
     def _check(self, cmd: PlaceOrder, triggered: bool) -> RejectReason | None:
         state = self._state
-        is_limit = cmd.order_type is _LIMIT_TYPE
-        if state is not _OPEN:
+        is_limit = cmd.order_type == _LIMIT_TYPE
+        if state != _OPEN:
             reason = _state_reason(state, is_limit, cmd.post_only)
             if reason is not None:
                 return reason
@@ -590,13 +590,13 @@ class OrderBook:
 
         opp = self._asks if is_bid else self._bids
         best = opp.best_key()
-        is_limit = cmd.order_type is _LIMIT_TYPE
+        is_limit = cmd.order_type == _LIMIT_TYPE
         own_key = (order.price if is_bid else -order.price) if is_limit else BIG
         tif = cmd.time_in_force
         if cmd.post_only:
             if best <= own_key:
                 self._done(order, _EXPIRED, ExpiryReason.POST_ONLY_TAKER, events)
-            elif tif is _GTC:
+            elif tif == _GTC:
                 self._rest(order)
                 self._after_sweep(order, events)
             else:
@@ -610,7 +610,7 @@ class OrderBook:
             if impact < limit_key:
                 limit_key = impact
             if (
-                tif is _FOK
+                tif == _FOK
                 and cmd.quote_quantity is None
                 and not self._fok_fillable(order, opp, limit_key)
             ):
@@ -628,9 +628,9 @@ class OrderBook:
             self._done(order, _EXPIRED, ExpiryReason.PRICE_IMPACT, events)
         elif stop == _BUDGET and order.executed:
             self._done(order, _FILLED, None, events)
-        elif is_limit and tif is _GTC:
+        elif is_limit and tif == _GTC:
             self._rest(order)
-        elif tif is _FOK and cmd.quote_quantity is None:
+        elif tif == _FOK and cmd.quote_quantity is None:
             self._done(order, _EXPIRED, ExpiryReason.FILL_OR_KILL, events)
         else:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
@@ -666,7 +666,7 @@ class OrderBook:
         taker_ro = taker.reduce_only
         taker_cmd = taker.cmd
         stp = taker_cmd.self_trade_prevention
-        allow_self = stp is _ALLOW
+        allow_self = stp == _ALLOW
         taker_bid = taker.is_bid
         taker_side = _BID if taker_bid else _ASK
         show_remaining = taker.quantity is not None
@@ -704,9 +704,9 @@ class OrderBook:
                     continue
                 maker_account = maker.account
                 if maker_account == taker_account and not allow_self:
-                    if stp is not _REJECT_TAKER:
+                    if stp != _REJECT_TAKER:
                         self._cancel_resting(maker, ExpiryReason.SELF_TRADE_PREVENTION, events)
-                    if stp is not _REJECT_MAKER:
+                    if stp != _REJECT_MAKER:
                         stop = _STP
                         break
                     continue
@@ -812,7 +812,7 @@ class OrderBook:
         """Dry run of the sweep: can the taker's whole remaining quantity trade?"""
         need = taker.remaining
         stp = taker.cmd.self_trade_prevention
-        allow_self = stp is _ALLOW
+        allow_self = stp == _ALLOW
         positions = self._positions
         perp = self._perp
         delta_sign = 1 if taker.is_bid else -1
@@ -824,7 +824,7 @@ class OrderBook:
                     continue
                 account = maker.account
                 if account == taker.account and not allow_self:
-                    if stp is _REJECT_MAKER:
+                    if stp == _REJECT_MAKER:
                         continue
                     return False
                 qty = maker.remaining
@@ -979,9 +979,9 @@ class OrderBook:
     # ------------------------------------------------------------------ triggers
 
     def _reference(self, by: TriggerBy) -> int | None:
-        if by is TriggerBy.LAST_PRICE:
+        if by == TriggerBy.LAST_PRICE:
             return self._last
-        if by is TriggerBy.MARK_PRICE:
+        if by == TriggerBy.MARK_PRICE:
             return self._mark
         return self._index
 
@@ -1028,7 +1028,7 @@ class OrderBook:
         """
         store = self._triggers
         state = self._state
-        if state is OrderBookState.CLOSED or state is OrderBookState.CANCEL_ONLY:
+        if state == OrderBookState.CLOSED or state == OrderBookState.CANCEL_ONLY:
             return
         fired = True
         while fired and store.by_id:
@@ -1173,37 +1173,39 @@ class OrderBook:
 
 
 def _state_reason(state: OrderBookState, is_limit: bool, post_only: bool) -> RejectReason | None:
-    if state is OrderBookState.CLOSED:
+    if state == OrderBookState.CLOSED:
         return RejectReason.ORDER_BOOK_CLOSED
-    if state is OrderBookState.CANCEL_ONLY:
+    if state == OrderBookState.CANCEL_ONLY:
         return RejectReason.CANCEL_ONLY
-    if state is OrderBookState.LIMIT_ONLY and not is_limit:
+    if state == OrderBookState.LIMIT_ONLY and not is_limit:
         return RejectReason.LIMIT_ONLY
-    if state is OrderBookState.POST_ONLY and not (is_limit and post_only):
+    if state == OrderBookState.POST_ONLY and not (is_limit and post_only):
         return RejectReason.POST_ONLY_MODE
     return None
 
 
 def _tif_reason(tif: TimeInForce) -> ExpiryReason:
-    return ExpiryReason.FILL_OR_KILL if tif is _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL
+    return ExpiryReason.FILL_OR_KILL if tif == _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL
 
 
 def _command_from_view(view: OrderView) -> PlaceOrder:
+    """The command an open order was placed with; enum fields may come in as
+    their string values (e.g. from a database) and are normalised here."""
     return PlaceOrder(
         order_id=view.order_id,
         account=view.account,
-        side=view.side,
-        order_type=view.order_type,
+        side=Side(view.side),
+        order_type=OrderType(view.order_type),
         price=view.price,
         quantity=view.quantity,
         quote_quantity=view.quote_quantity,
-        time_in_force=view.time_in_force,
+        time_in_force=TimeInForce(view.time_in_force),
         post_only=view.post_only,
         reduce_only=view.reduce_only,
         client_id=view.client_id,
-        self_trade_prevention=view.self_trade_prevention,
+        self_trade_prevention=SelfTradePrevention(view.self_trade_prevention),
         trigger_price=view.trigger_price,
-        trigger_by=view.trigger_by,
+        trigger_by=TriggerBy(view.trigger_by),
         stop_loss=view.stop_loss,
         take_profit=view.take_profit,
         stop_loss_order_id=view.stop_loss_order_id,
@@ -1234,7 +1236,7 @@ def _trigger_from_view(view: OrderView) -> TriggerOrder:
     order = TriggerOrder(
         _command_from_view(view),
         view.quantity,
-        view.trigger_direction,
+        TriggerDirection(view.trigger_direction),
         view.parent_id,
         view.sibling_id,
     )

@@ -223,7 +223,7 @@ class Order:
     ) -> None:
         self.id = cmd.order_id
         self.account = cmd.account
-        self.is_bid = cmd.side is Side.BID
+        self.is_bid = cmd.side == Side.BID
         self.price = price
         self.quantity = quantity  # None: market order by quote quantity
         self.remaining: int = quantity if quantity is not None else 0

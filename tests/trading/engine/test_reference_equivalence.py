@@ -37,7 +37,6 @@ place_commands = st.tuples(
     st.integers(10, 400),  # quote budget (units)
     st.sampled_from(["GTC"] * 6 + ["IOC", "FOK"]),  # mostly GTC: the book fills up
     st.sampled_from([False] * 5 + [True]),  # post-only
-
     st.sampled_from(STP_MODES),
 )
 cancel_commands = st.tuples(
