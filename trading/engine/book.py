@@ -91,6 +91,7 @@ from trading.engine.orders import (
 from trading.engine.triggers import TriggerStore
 from trading.engine.views import Depth, OrderView
 
+_new_order = object.__new__
 BIG = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
 
 # why a sweep stopped
@@ -143,30 +144,21 @@ class OrderBook:
     # ------------------------------------------------------------------ commands
 
     def place(self, cmd: PlaceOrder) -> list[Event]:
-        """Validate, match and rest (or park as a trigger) one order."""
-        if (
-            cmd.trigger_price is None
-            and cmd.order_type == _LIMIT_TYPE
-            and not cmd.post_only
-            and not cmd.reduce_only
-            and cmd.stop_loss is None
-            and cmd.take_profit is None
-            and cmd.time_in_force != _FOK
-            and self._state == _OPEN
-        ):
-            events = self._place_plain_limit(cmd)
-        else:
-            events = []
-            self._submit(cmd, events, False, None)
-        if self._triggers.by_id:
-            self._run_triggers(events)
-        return events
+        """Validate, match and rest (or park as a trigger) one order.
 
-    def _place_plain_limit(self, cmd: PlaceOrder) -> list[Event]:
-        """Fast path of :meth:`place` for a GTC/IOC limit order without extras.
-
-        Same rules as ``_check`` + ``_execute``, inlined: most orders are these.
+        The body is the fast path for the common case, a GTC/IOC limit order
+        without extras: the same rules as ``_check`` + ``_execute``, inlined.
+        Everything else goes through :meth:`_place_general`.
         """
+        if (
+            cmd.order_type != _LIMIT_TYPE
+            or (cmd.trigger_price or cmd.stop_loss or cmd.take_profit) is not None
+            or cmd.post_only
+            or cmd.reduce_only
+            or cmd.time_in_force == _FOK
+            or self._state != _OPEN
+        ):
+            return self._place_general(cmd)
         oid = cmd.order_id
         account = cmd.account
         cid = cmd.client_id
@@ -196,8 +188,17 @@ class OrderBook:
         if reason is not None:
             return [OrderRejected(self._seq, oid, account, cid, reason, False)]
         events: list[Event] = [OrderAccepted(self._seq, cmd, qty)]
-        order = Order(cmd, qty, price, False)
-        is_bid = order.is_bid
+        order = _new_order(Order)  # Order.__init__, inlined with the values at hand
+        order.id = oid
+        order.account = account
+        order.is_bid = is_bid = cmd.side == _BID
+        order.price = price
+        order.quantity = order.remaining = qty
+        order.executed = order.executed_quote = 0
+        order.client_id = cid
+        order.reduce_only = False
+        order.live = True
+        order.cmd = cmd
         if is_bid:
             opp = self._asks
             own = self._bids
@@ -218,7 +219,20 @@ class OrderBook:
             stop = self._match(order, opp, limit_key, None, events)
             finished = True
             if order.remaining == 0:
-                self._done(order, _FILLED, None, events)
+                self._seq += 1
+                events.append(
+                    OrderDone(
+                        self._seq,
+                        oid,
+                        account,
+                        cid,
+                        _FILLED,
+                        None,
+                        order.executed,
+                        order.executed_quote,
+                        0,
+                    )
+                )
             elif stop == _STP:
                 self._done(order, _EXPIRED, ExpiryReason.SELF_TRADE_PREVENTION, events)
             elif stop == _LIMIT and limit_key < own_key and opp.best_key() <= own_key:
@@ -228,6 +242,8 @@ class OrderBook:
             if finished:
                 if self._perp:
                     self._after_sweep(order, events)
+                if self._pending:
+                    self._run_triggers(events)
                 return events
         if cmd.time_in_force != _GTC:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
@@ -251,6 +267,15 @@ class OrderBook:
                 self._client_ids[(account, cid)] = order
         if self._perp:
             self._after_sweep(order, events)
+        if self._pending:
+            self._run_triggers(events)
+        return events
+
+    def _place_general(self, cmd: PlaceOrder) -> list[Event]:
+        events: list[Event] = []
+        self._submit(cmd, events, False, None)
+        if self._pending:
+            self._run_triggers(events)
         return events
 
     def cancel(
