@@ -4,6 +4,10 @@ Integers inside (prices in ticks, quantities in lots, quote in ticks x lots);
 the book never does I/O: every command returns the list of events it caused,
 each with the next per-market sequence number.
 
+Commands are treated as immutable once placed (``OrderAccepted`` keeps a
+reference to the command). ``MarketRules`` are read once, at construction.
+Order ids are unique among open orders only; the caller owns id generation.
+
 Semantics worth knowing (Backpack's, plus the choices made where it is silent):
 
 * Validation failures give one ``OrderRejected`` (nothing else happens).
@@ -282,6 +286,41 @@ class OrderBook:
         self, account: int, order_id: int | None = None, client_id: int | None = None
     ) -> list[Event]:
         """Cancel one open order (resting or trigger) by id or by clientId."""
+        order = self._orders.get(order_id) if client_id is None else None
+        if order is not None and order.account == account:
+            # fast path: a resting order by id (the inlined _cancel_resting)
+            side = self._bids if order.is_bid else self._asks
+            price = order.price
+            key = -price if order.is_bid else price
+            level = side.levels[key]
+            order.live = False
+            level.count -= 1
+            level.total -= order.remaining
+            if level.count == 0:
+                side.drop_if_empty(level)
+            del self._orders[order_id]
+            mine = self._by_account[account]
+            del mine[order_id]
+            if not mine:
+                del self._by_account[account]
+            if order.client_id is not None:
+                del self._client_ids[(account, order.client_id)]
+            if order.reduce_only:
+                self._forget_reduce_only(order)
+            self._seq += 1
+            return [
+                OrderDone(
+                    self._seq,
+                    order_id,
+                    account,
+                    order.client_id,
+                    _CANCELLED,
+                    None,
+                    order.executed,
+                    order.executed_quote,
+                    order.remaining,
+                )
+            ]
         events: list[Event] = []
         order = None
         if order_id is not None:

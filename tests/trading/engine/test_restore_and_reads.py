@@ -109,3 +109,11 @@ def test_restore_refuses_a_crossed_book_and_duplicate_ids() -> None:
         OrderBook.restore(rules(), orders=[bid, ask])
     with pytest.raises(ValueError, match="duplicate"):
         OrderBook.restore(rules(), orders=[bid, bid])
+
+
+def test_restore_accepts_enum_values_as_plain_strings_from_the_database() -> None:
+    ask = OrderView(1, 1, "Ask", "Limit", 100, 2, 2, 0, 0, "New", time_in_force="GTC")
+    book = OrderBook.restore(rules(), orders=[ask], sequence=10)
+    events = book.place(limit(2, BID, 100, 2))
+    assert fill_tuples(events)[0][:1] == (1,)
+    assert [e.seq for e in events] == [11, 12, 13, 14]
