@@ -114,6 +114,11 @@ _REJECT_TAKER = SelfTradePrevention.REJECT_TAKER
 _REJECT_MAKER = SelfTradePrevention.REJECT_MAKER
 _OPEN = OrderBookState.OPEN
 _SL_BIT, _TP_BIT = 1, 2
+_SIDES = frozenset(Side)
+_TYPES = frozenset(OrderType)
+_TIFS = frozenset(TimeInForce)
+_STPS = frozenset(SelfTradePrevention)
+_TRIGGER_BYS = frozenset(TriggerBy)
 
 
 class OrderBook:
@@ -178,6 +183,12 @@ class OrderBook:
             reason = RejectReason.DUPLICATE_CLIENT_ID
         elif price is None or qty is None or cmd.quote_quantity is not None:
             reason = RejectReason.INVALID_ORDER
+        elif (
+            cmd.side not in _SIDES
+            or cmd.time_in_force not in _TIFS
+            or cmd.self_trade_prevention not in _STPS
+        ):
+            reason = RejectReason.INVALID_ORDER  # e.g. a stray string from the edge
         elif price <= 0:
             reason = RejectReason.INVALID_PRICE
         elif qty <= 0 or qty < self._min_qty or qty > self._max_qty:
@@ -532,6 +543,14 @@ class OrderBook:
         self._execute(Order(cmd, quantity, cmd.price, cmd.reduce_only), events)
 
     def _check(self, cmd: PlaceOrder, triggered: bool) -> RejectReason | None:
+        if (
+            cmd.order_type not in _TYPES
+            or cmd.side not in _SIDES
+            or cmd.time_in_force not in _TIFS
+            or cmd.self_trade_prevention not in _STPS
+            or cmd.trigger_by not in _TRIGGER_BYS
+        ):
+            return RejectReason.INVALID_ORDER
         state = self._state
         is_limit = cmd.order_type == _LIMIT_TYPE
         if state != _OPEN:

@@ -136,3 +136,18 @@ def test_created_at_is_carried_to_the_accepted_event_and_views() -> None:
     [accepted] = book.place(cmd)
     assert accepted.created_at == 1_700_000_000_000
     assert book.get_order(cmd.order_id).created_at == 1_700_000_000_000
+
+
+def test_unknown_enum_values_are_rejected_not_guessed() -> None:
+    book = spot_book()
+    for field, value in (
+        ("side", "Buy"),
+        ("time_in_force", "GTX"),
+        ("self_trade_prevention", "Nope"),
+    ):
+        cmd = limit(1, BID, 100, 1)
+        setattr(cmd, field, value)
+        assert rejected(book.place(cmd)).reason is RejectReason.INVALID_ORDER
+    cmd = limit(1, ASK, 100, 1)
+    cmd.side = "Ask"  # the plain string value is fine
+    assert of(OrderAccepted, book.place(cmd))
