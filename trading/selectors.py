@@ -7,11 +7,22 @@ from decimal import Decimal
 from django.core.cache import cache
 from django.db.models import Q
 
+from accounts import services as accounts_services
 from accounts.api.serializers import dec
 from accounts.errors import ExchangeError
-from accounts.models import Account
+from accounts.models import Account, Asset, AssetToken
 from trading import klines as kl
-from trading.api.serializers import fill_json, kline_json, order_json, public_trade_json
+from trading.api.serializers import (
+    asset_json,
+    collateral_json,
+    fill_json,
+    history_order_json,
+    kline_json,
+    market_json,
+    order_json,
+    public_trade_json,
+    sqrt_function_json,
+)
 from trading.models import Kline, Market, Order, Trade
 
 
@@ -22,15 +33,21 @@ def _market(symbol: str) -> Market:
     return found
 
 
-def open_orders(account: Account, symbol: str | None = None) -> list[dict]:
+def open_orders(
+    account: Account, symbol: str | None = None, market_type: str | None = None
+) -> list[dict]:
     rows = Order.objects.filter(account=account, status__in=Order.OPEN_STATUSES)
     if symbol:
         rows = rows.filter(market=_market(symbol))
+    if market_type:
+        rows = rows.filter(market__market_type=market_type)
     return [order_json(o) for o in rows.order_by("id")]
 
 
 def open_order(account: Account, symbol: str, order_id: int | None, client_id: int | None) -> dict:
-    rows = Order.objects.filter(account=account, market=_market(symbol), status__in=Order.OPEN_STATUSES)
+    rows = Order.objects.filter(
+        account=account, market=_market(symbol), status__in=Order.OPEN_STATUSES
+    )
     rows = rows.filter(pk=order_id) if order_id is not None else rows.filter(client_id=client_id)
     order = rows.first()
     if order is None:
@@ -39,23 +56,79 @@ def open_order(account: Account, symbol: str, order_id: int | None, client_id: i
 
 
 def order_history(
-    account: Account, symbol: str | None = None, limit: int = 100, offset: int = 0
+    account: Account,
+    symbol: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    *,
+    order_id: int | None = None,
+    market_types: list[str] | None = None,
+    ascending: bool = False,
 ) -> list[dict]:
-    rows = Order.objects.filter(account=account).order_by("-id")
+    """The account's orders, newest first, in the contract's history `Order` shape
+    (createdAt as a naive ISO date-time, where open orders carry milliseconds)."""
+    rows = Order.objects.filter(account=account).order_by("id" if ascending else "-id")
     if symbol:
         rows = rows.filter(market=_market(symbol))
-    return [order_json(o) for o in rows[offset : offset + limit]]
+    if order_id is not None:
+        rows = rows.filter(pk=order_id)
+    if market_types:
+        rows = rows.filter(market__market_type__in=market_types)
+    return [history_order_json(o) for o in rows[offset : offset + limit]]
+
+
+# fillType -> the system order types of the account's side of the fill ("" is a user order).
+FILL_TYPES: dict[str, tuple[str, ...]] = {
+    "User": ("",),
+    "BookLiquidation": ("LiquidatePositionOnBook",),
+    "Adl": ("LiquidatePositionOnAdl",),
+    "Backstop": ("LiquidatePositionOnBackstop",),
+    "Liquidation": ("LiquidatePositionOnBook", "LiquidatePositionOnBackstop"),
+    "AllLiquidation": (
+        "LiquidatePositionOnBook",
+        "LiquidatePositionOnBackstop",
+        "LiquidatePositionOnAdl",
+    ),
+    "CollateralConversion": ("CollateralConversion",),
+    "CollateralConversionAndSpotLiquidation": (
+        "CollateralConversion",
+        "LiquidatePositionOnBook",
+    ),
+}
 
 
 def fills(
-    account: Account, symbol: str | None = None, limit: int = 100, offset: int = 0,
+    account: Account,
+    symbol: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
     order_id: int | None = None,
+    *,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    fill_type: str | None = None,
+    market_types: list[str] | None = None,
+    ascending: bool = False,
 ) -> list[dict]:
-    rows = Trade.objects.filter(Q(maker_account=account) | Q(taker_account=account)).order_by("-id")
+    rows = Trade.objects.filter(Q(maker_account=account) | Q(taker_account=account)).order_by(
+        "id" if ascending else "-id"
+    )
     if symbol:
         rows = rows.filter(market=_market(symbol))
     if order_id is not None:
         rows = rows.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
+    if from_ms is not None:
+        rows = rows.filter(timestamp__gte=from_ms)
+    if to_ms is not None:
+        rows = rows.filter(timestamp__lte=to_ms)
+    if fill_type is not None:
+        kinds = FILL_TYPES[fill_type]
+        rows = rows.filter(
+            Q(maker_account=account, maker_order__system_order_type__in=kinds)
+            | Q(taker_account=account, taker_order__system_order_type__in=kinds)
+        )
+    if market_types:
+        rows = rows.filter(market__market_type__in=market_types)
     out = []
     for trade in rows[offset : offset + limit]:
         if trade.maker_account_id == trade.taker_account_id == account.pk:
@@ -73,7 +146,10 @@ def depth(symbol: str, limit: int = 1000) -> dict:
     """The engine's latest snapshot: bids and asks ascending by price, with lastUpdateId."""
     _market(symbol)
     snapshot = cache.get(f"depth:{symbol}") or {
-        "bids": [], "asks": [], "lastUpdateId": "0", "timestamp": 0,
+        "bids": [],
+        "asks": [],
+        "lastUpdateId": "0",
+        "timestamp": 0,
     }
     return {
         **snapshot,
@@ -103,16 +179,28 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
     window = timedelta(days=7 if interval == "1w" else 1)
     since = datetime.now(UTC) - window
     rows = list(
-        Kline.objects.filter(market=market, interval="1m", start__gte=kl.bucket_start("1m", since))
-        .order_by("start")
+        Kline.objects.filter(
+            market=market, interval="1m", start__gte=kl.bucket_start("1m", since)
+        ).order_by("start")
     )
-    last = Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+    last = (
+        Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+    )
     if not rows:
         last_price = last if last is not None else Decimal(0)
         zero = dec(Decimal(0))
-        return {"symbol": symbol, "firstPrice": dec(last_price), "lastPrice": dec(last_price),
-                "priceChange": zero, "priceChangePercent": zero, "high": dec(last_price),
-                "low": dec(last_price), "volume": zero, "quoteVolume": zero, "trades": "0"}
+        return {
+            "symbol": symbol,
+            "firstPrice": dec(last_price),
+            "lastPrice": dec(last_price),
+            "priceChange": zero,
+            "priceChangePercent": zero,
+            "high": dec(last_price),
+            "low": dec(last_price),
+            "volume": zero,
+            "quoteVolume": zero,
+            "trades": "0",
+        }
     first, last_price = rows[0].open, rows[-1].close
     change = last_price - first
     return {
@@ -131,3 +219,66 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
 
 def tickers(interval: str = "1d") -> list[dict]:
     return [ticker(m.symbol, interval) for m in Market.objects.filter(visible=True)]
+
+
+# --- Reference data: markets, assets, collateral parameters, the exchange's wallets ---
+
+
+def markets(market_types: list[str] | None = None) -> list[dict]:
+    rows = Market.objects.all()
+    if market_types:
+        rows = rows.filter(market_type__in=market_types)
+    return [market_json(m) for m in rows.order_by("symbol")]
+
+
+def market_detail(symbol: str) -> dict:
+    return market_json(_market(symbol))
+
+
+def assets() -> list[dict]:
+    by_asset: dict[str, list[AssetToken]] = {}
+    for token in AssetToken.objects.order_by("asset_id", "blockchain"):
+        by_asset.setdefault(token.asset_id, []).append(token)
+    return [asset_json(a, by_asset.get(a.symbol, [])) for a in Asset.objects.order_by("symbol")]
+
+
+# Borrow margin functions (SPEC.md, as settlement/risk.py applies them): IMF base 0.10 for
+# USDC and 0.20 for the other assets, the MMF half of it; sqrt factor 0.0000935 for the IMF,
+# half for the MMF. Kept here as data: trading does not import the settlement layer.
+BORROW_IMF_BASE = {"USDC": Decimal("0.10")}
+BORROW_IMF_BASE_DEFAULT = Decimal("0.20")
+BORROW_IMF_FACTOR = Decimal("0.0000935")
+# The numerator of the inverseSqrt haircut w(n) = min(weight, 1.1 / (1 + penalty x sqrt(n)))
+# (settlement/risk.py), published as the function's `base`.
+INVERSE_SQRT_BASE = Decimal("1.1")
+
+
+def collateral() -> list[dict]:
+    out = []
+    for asset in Asset.objects.order_by("symbol"):
+        base = BORROW_IMF_BASE.get(asset.symbol, BORROW_IMF_BASE_DEFAULT)
+        out.append(
+            collateral_json(
+                asset,
+                sqrt_function_json(base, BORROW_IMF_FACTOR),
+                sqrt_function_json(base / 2, BORROW_IMF_FACTOR / 2),
+                INVERSE_SQRT_BASE,
+            )
+        )
+    return out
+
+
+def wallets() -> list[dict]:
+    """The exchange's own deposit address on each blockchain some asset is deposited on
+    (the `world` system account's deterministic address)."""
+    world = accounts_services.system_account(Account.WORLD)
+    chains = (
+        AssetToken.objects.filter(deposit_enabled=True)
+        .order_by("blockchain")
+        .values_list("blockchain", flat=True)
+        .distinct()
+    )
+    return [
+        {"blockchain": chain, "address": accounts_services.deposit_address(world, chain)}
+        for chain in chains
+    ]
