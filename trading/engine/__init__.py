@@ -9,4 +9,7 @@
 * ``events``: what every call returns, each with a gapless ``seq``.
 * ``views``: ``OrderView`` / ``Depth`` snapshots (also restore's input).
 * ``levels`` / ``triggers``: the book's internal containers.
+* ``reduce_only`` / ``conditional``: the book's reduce-only and trigger /
+  stop-loss / take-profit logic (mixins of ``OrderBook``); ``recovery``:
+  OrderView <-> order conversion for ``restore``.
 """

@@ -63,16 +63,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from heapq import heappop, heappush
 
+from trading.engine.conditional import SL_BIT, TP_BIT, ConditionalMixin
 from trading.engine.events import (
     CancelRejected,
     Event,
     Fill,
     OrderAccepted,
     OrderDone,
-    OrderModified,
     OrderRejected,
-    OrderTriggered,
-    TriggerPlaced,
 )
 from trading.engine.levels import BookSide, Level
 from trading.engine.orders import (
@@ -89,9 +87,9 @@ from trading.engine.orders import (
     Side,
     TimeInForce,
     TriggerBy,
-    TriggerDirection,
-    TriggerOrder,
 )
+from trading.engine.recovery import order_from_view, trigger_from_view
+from trading.engine.reduce_only import ReduceOnlyMixin
 from trading.engine.triggers import TriggerStore
 from trading.engine.views import Depth, OrderView
 
@@ -113,7 +111,7 @@ _ALLOW = SelfTradePrevention.ALLOW
 _REJECT_TAKER = SelfTradePrevention.REJECT_TAKER
 _REJECT_MAKER = SelfTradePrevention.REJECT_MAKER
 _OPEN = OrderBookState.OPEN
-_SL_BIT, _TP_BIT = 1, 2
+_SL_BIT, _TP_BIT = SL_BIT, TP_BIT
 _SIDES = frozenset(Side)
 _TYPES = frozenset(OrderType)
 _TIFS = frozenset(TimeInForce)
@@ -121,7 +119,7 @@ _STPS = frozenset(SelfTradePrevention)
 _TRIGGER_BYS = frozenset(TriggerBy)
 
 
-class OrderBook:
+class OrderBook(ReduceOnlyMixin, ConditionalMixin):
     """One market's book. See the module docstring for the semantics."""
 
     def __init__(self, rules: MarketRules, *, sequence: int = 0, trade_id: int = 0) -> None:
@@ -500,7 +498,7 @@ class OrderBook:
             if view.price is None or view.remaining <= 0:
                 raise ValueError(f"order {view.order_id} cannot rest")
             book._check_unique(view)
-            book._rest(_order_from_view(view))
+            book._rest(order_from_view(view))
         bid, ask = book.best_bid(), book.best_ask()
         if bid is not None and ask is not None and bid >= ask:
             raise ValueError(f"restored book is crossed: bid {bid} >= ask {ask}")
@@ -508,7 +506,7 @@ class OrderBook:
             if view.trigger_price is None or view.trigger_direction is None:
                 raise ValueError(f"trigger {view.order_id} lacks price or direction")
             book._check_unique(view)
-            book._store_trigger(_trigger_from_view(view))
+            book._store_trigger(trigger_from_view(view))
         return book
 
     def _check_unique(self, view: OrderView) -> None:
@@ -719,16 +717,6 @@ class OrderBook:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
         if self._perp:
             self._after_sweep(order, events)
-
-    def _after_sweep(self, order: Order, events: list[Event]) -> None:
-        """Enforce reduce-only limits on every account whose position moved."""
-        touched = self._touched
-        if order.account in self._ro:
-            touched.add(order.account)
-        if touched:
-            for account in sorted(touched):
-                self._enforce_reduce_only(account, events)
-            touched.clear()
 
     # ------------------------------------------------------------------ matching
 
@@ -961,12 +949,6 @@ class OrderBook:
         if order.reduce_only:
             self._index_reduce_only(order)
 
-    def _index_reduce_only(self, order: Order) -> None:
-        sides = self._ro.get(order.account)
-        if sides is None:
-            sides = self._ro[order.account] = ({}, {})
-        sides[0 if order.is_bid else 1][order.id] = order
-
     def _register(self, order: Order) -> None:
         mine = self._by_account.get(order.account)
         if mine is None:
@@ -982,12 +964,6 @@ class OrderBook:
             del self._by_account[order.account]
         if order.client_id is not None:
             del self._client_ids[(order.account, order.client_id)]
-
-    def _forget_reduce_only(self, order: Order) -> None:
-        sides = self._ro[order.account]
-        del sides[0 if order.is_bid else 1][order.id]
-        if not sides[0] and not sides[1]:
-            del self._ro[order.account]
 
     def _cancel_resting(
         self, order: Order, reason: ExpiryReason | None, events: list[Event]
@@ -1012,206 +988,6 @@ class OrderBook:
             order.live = False
             self._unregister(order)
             self._done(order, _CANCELLED, reason, events)
-
-    # ------------------------------------------------------------------ reduce-only
-
-    def _enforce_reduce_only(self, account: int, events: list[Event]) -> None:
-        """Cancel non-reducing and shrink (newest first) excess reduce-only orders."""
-        sides = self._ro.get(account)
-        if sides is None:
-            return
-        pos = self._positions.get(account, 0)
-        reason = ExpiryReason.REDUCE_ONLY_NOT_REDUCED
-        for is_bid, resting in ((True, sides[0]), (False, sides[1])):
-            if not resting:
-                continue
-            cap = -pos if is_bid else pos
-            if cap <= 0:
-                for order in list(resting.values()):
-                    self._cancel_resting(order, reason, events)
-                continue
-            excess = sum(order.remaining for order in resting.values()) - cap
-            for order in reversed(list(resting.values())):
-                if excess <= 0:
-                    break
-                if order.remaining <= excess:
-                    excess -= order.remaining
-                    self._cancel_resting(order, reason, events)
-                else:
-                    self._shrink(order, excess, events)
-                    excess = 0
-
-    def _shrink(self, order: Order, lots: int, events: list[Event]) -> None:
-        side = self._bids if order.is_bid else self._asks
-        side.level_of(order).total -= lots
-        order.remaining -= lots
-        order.quantity -= lots
-        self._seq += 1
-        events.append(
-            OrderModified(
-                self._seq,
-                order.id,
-                order.account,
-                order.client_id,
-                order.quantity,
-                order.remaining,
-                ExpiryReason.REDUCE_ONLY_NOT_REDUCED,
-            )
-        )
-
-    # ------------------------------------------------------------------ triggers
-
-    def _reference(self, by: TriggerBy) -> int | None:
-        if by == TriggerBy.LAST_PRICE:
-            return self._last
-        if by == TriggerBy.MARK_PRICE:
-            return self._mark
-        return self._index
-
-    def _add_trigger(self, cmd: PlaceOrder, events: list[Event]) -> None:
-        reference = self._reference(cmd.trigger_by)
-        assert reference is not None and cmd.trigger_price is not None  # _check
-        direction = TriggerDirection.UP if cmd.trigger_price >= reference else TriggerDirection.DOWN
-        order = TriggerOrder(cmd, cmd.quantity, direction)
-        self._store_trigger(order)
-        self._trigger_placed(order, events)
-
-    def _store_trigger(self, order: TriggerOrder) -> None:
-        self._triggers.add(order)
-        self._register(order)
-
-    def _trigger_placed(self, order: TriggerOrder, events: list[Event]) -> None:
-        cmd = order.cmd
-        assert cmd.trigger_price is not None
-        self._seq += 1
-        events.append(
-            TriggerPlaced(
-                self._seq,
-                order.id,
-                order.account,
-                order.client_id,
-                cmd.side,
-                cmd.order_type,
-                order.price,
-                order.quantity,
-                cmd.quote_quantity,
-                cmd.trigger_price,
-                cmd.trigger_by,
-                order.direction,
-                order.reduce_only,
-                order.parent_id,
-                order.sibling_id,
-            )
-        )
-
-    def _run_triggers(self, events: list[Event]) -> None:
-        """Fire every pending trigger whose reference price has been reached.
-
-        Repeats until quiet: orders fired on LastPrice may trade and move it.
-        """
-        store = self._triggers
-        state = self._state
-        if state == OrderBookState.CLOSED or state == OrderBookState.CANCEL_ONLY:
-            return
-        fired = True
-        while fired and store.by_id:
-            fired = False
-            for by in TriggerBy:
-                reference = self._reference(by)
-                if reference is None:
-                    continue
-                for order in store.crossed(by, reference):
-                    if store.by_id.get(order.id) is not order:
-                        continue  # cancelled by its OCO sibling meanwhile
-                    fired = True
-                    self._fire(order, reference, events)
-
-    def _fire(self, order: TriggerOrder, reference: int, events: list[Event]) -> None:
-        store = self._triggers
-        cmd = order.cmd
-        assert cmd.trigger_price is not None
-        store.discard(order)
-        order.live = False
-        self._unregister(order)
-        self._seq += 1
-        events.append(
-            OrderTriggered(
-                self._seq,
-                order.id,
-                order.account,
-                order.client_id,
-                cmd.trigger_by,
-                cmd.trigger_price,
-                reference,
-            )
-        )
-        if order.sibling_id is not None:
-            sibling = store.by_id.get(order.sibling_id)
-            if sibling is not None:
-                self._cancel_any(sibling, None, events)
-        self._submit(cmd, events, True, order.quantity)
-
-    def _spawn_children(self, parent: Order, lots: int, events: list[Event]) -> None:
-        """Create or grow the parent's stop-loss / take-profit trigger orders."""
-        cmd = parent.cmd
-        store = self._triggers
-        sl_id, tp_id = cmd.stop_loss_order_id, cmd.take_profit_order_id
-        long = parent.is_bid
-        for bit, spec, child_id, sibling_id, direction in (
-            (
-                _SL_BIT,
-                cmd.stop_loss,
-                sl_id,
-                tp_id if cmd.take_profit else None,
-                TriggerDirection.DOWN if long else TriggerDirection.UP,
-            ),
-            (
-                _TP_BIT,
-                cmd.take_profit,
-                tp_id,
-                sl_id if cmd.stop_loss else None,
-                TriggerDirection.UP if long else TriggerDirection.DOWN,
-            ),
-        ):
-            if spec is None or child_id is None:
-                continue
-            child = store.by_id.get(child_id)
-            if child is not None and getattr(child, "parent_id", None) == parent.id:
-                child.quantity += lots
-                child.remaining += lots
-                self._seq += 1
-                events.append(
-                    OrderModified(
-                        self._seq,
-                        child.id,
-                        child.account,
-                        child.client_id,
-                        child.quantity,
-                        child.remaining,
-                        None,
-                    )
-                )
-                continue
-            spawned = getattr(parent, "spawned", 0)
-            if spawned & bit or child_id in self._orders or child is not None:
-                continue
-            parent.spawned = spawned | bit
-            child_cmd = PlaceOrder(
-                order_id=child_id,
-                account=parent.account,
-                side=_ASK if long else _BID,
-                order_type=_MARKET_TYPE if spec.limit_price is None else _LIMIT_TYPE,
-                price=spec.limit_price,
-                quantity=lots,
-                reduce_only=self._perp,
-                self_trade_prevention=cmd.self_trade_prevention,
-                trigger_price=spec.trigger_price,
-                trigger_by=spec.trigger_by,
-                created_at=cmd.created_at,
-            )
-            child = TriggerOrder(child_cmd, lots, direction, parent.id, sibling_id)
-            self._store_trigger(child)
-            self._trigger_placed(child, events)
 
     # ------------------------------------------------------------------ views
 
@@ -1269,59 +1045,3 @@ def _state_reason(state: OrderBookState, is_limit: bool, post_only: bool) -> Rej
 
 def _tif_reason(tif: TimeInForce) -> ExpiryReason:
     return ExpiryReason.FILL_OR_KILL if tif == _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL
-
-
-def _command_from_view(view: OrderView) -> PlaceOrder:
-    """The command an open order was placed with; enum fields may come in as
-    their string values (e.g. from a database) and are normalised here."""
-    return PlaceOrder(
-        order_id=view.order_id,
-        account=view.account,
-        side=Side(view.side),
-        order_type=OrderType(view.order_type),
-        price=view.price,
-        quantity=view.quantity,
-        quote_quantity=view.quote_quantity,
-        time_in_force=TimeInForce(view.time_in_force),
-        post_only=view.post_only,
-        reduce_only=view.reduce_only,
-        client_id=view.client_id,
-        self_trade_prevention=SelfTradePrevention(view.self_trade_prevention),
-        trigger_price=view.trigger_price,
-        trigger_by=TriggerBy(view.trigger_by),
-        stop_loss=view.stop_loss,
-        take_profit=view.take_profit,
-        stop_loss_order_id=view.stop_loss_order_id,
-        take_profit_order_id=view.take_profit_order_id,
-        created_at=view.created_at,
-    )
-
-
-def _fill_state(order: Order, view: OrderView) -> None:
-    order.remaining = view.remaining
-    order.executed = view.executed_quantity
-    order.executed_quote = view.executed_quote
-    spawned = (_SL_BIT if view.stop_loss_spawned else 0) | (
-        _TP_BIT if view.take_profit_spawned else 0
-    )
-    if spawned:
-        order.spawned = spawned
-
-
-def _order_from_view(view: OrderView) -> Order:
-    order = Order(_command_from_view(view), view.quantity, view.price, view.reduce_only)
-    _fill_state(order, view)
-    return order
-
-
-def _trigger_from_view(view: OrderView) -> TriggerOrder:
-    assert view.trigger_direction is not None
-    order = TriggerOrder(
-        _command_from_view(view),
-        view.quantity,
-        TriggerDirection(view.trigger_direction),
-        view.parent_id,
-        view.sibling_id,
-    )
-    _fill_state(order, view)
-    return order
