@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.errors import ExchangeError
 from accounts.models import (
     Account,
@@ -113,17 +114,27 @@ def post_entries(
         unbalanced = {s: total for s, total in per_asset.items() if total != 0}
         if unbalanced:
             raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
-    entries = LedgerEntry.objects.bulk_create(
-        LedgerEntry(kind=spec.kind, memo=spec.memo[:255], reference=spec.reference)
-        for spec in specs
+    ids = allocate_ids(LedgerEntry, len(specs))
+    now = timezone.now()
+    insert_rows(
+        LedgerEntry,
+        ("id", "kind", "memo", "reference", "created_at"),
+        ((i, s.kind, s.memo[:255], s.reference, now) for i, s in zip(ids, specs, strict=True)),
     )
-    Posting.objects.bulk_create(
-        Posting(entry=entry, account=account, asset_id=symbol, amount=amount)
-        for entry, spec in zip(entries, specs, strict=True)
-        for account, symbol, amount in spec.legs
+    insert_rows(
+        Posting,
+        ("entry", "account", "asset", "amount"),
+        (
+            (entry_id, account.pk, symbol, amount)
+            for entry_id, spec in zip(ids, specs, strict=True)
+            for account, symbol, amount in spec.legs
+        ),
     )
     apply_balance_changes(deltas, locked_deltas or {})
-    return entries
+    return [
+        LedgerEntry(id=i, kind=s.kind, memo=s.memo[:255], reference=s.reference, created_at=now)
+        for i, s in zip(ids, specs, strict=True)
+    ]
 
 
 def apply_balance_changes(
@@ -145,15 +156,17 @@ def apply_balance_changes(
         Balance.objects.select_for_update()
         .filter(account_id__in={a for a, _ in keys}, asset_id__in={s for _, s in keys})
         .order_by("account_id", "asset_id")
+        .values_list("id", "account_id", "asset_id", "amount", "locked")
     )
-    changed = []
-    for balance in rows:
-        key = (balance.account_id, balance.asset_id)
-        if key in wanted:
-            balance.amount += amount_deltas.get(key, 0)
-            balance.locked += locked_deltas.get(key, 0)
-            changed.append(balance)
-    Balance.objects.bulk_update(changed, ["amount", "locked"])
+    update_rows(
+        Balance,
+        ("amount", "locked"),
+        (
+            (amount + amount_deltas.get((a, s), 0), locked + locked_deltas.get((a, s), 0), pk)
+            for pk, a, s, amount, locked in rows
+            if (a, s) in wanted
+        ),
+    )
 
 
 def balance_of(account: Account, symbol: str, *, for_update: bool = False) -> Balance:

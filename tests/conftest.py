@@ -16,4 +16,8 @@ def _engine_per_test(request):
     request.getfixturevalue("settings").ENGINE_CLIENT = "exchange.engine.local.InlineEngineClient"
     services.engine_client.cache_clear()
     yield
+    if services.engine_client.cache_info().currsize:
+        client = services.engine_client()
+        if hasattr(client, "close"):
+            client.close()
     services.engine_client.cache_clear()

@@ -7,6 +7,7 @@ through the configured client (settings.ENGINE_CLIENT), which answers after the 
 has committed.
 """
 
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,10 +30,23 @@ TRIGGER_BY = ("LastPrice", "MarkPrice", "IndexPrice")
 MAX_CLIENT_ID = 2**32 - 1
 
 
+_client_lock = threading.Lock()
+
+
 @cache
+def _make_client(path: str):  # noqa: ANN202
+    return import_string(path)()
+
+
 def engine_client():  # noqa: ANN201
-    """The engine client of settings.ENGINE_CLIENT (one per process)."""
-    return import_string(settings.ENGINE_CLIENT)()
+    """The engine client of settings.ENGINE_CLIENT: one per process, even when the first
+    calls race (two in-process engines would both think they own the books)."""
+    with _client_lock:
+        return _make_client(settings.ENGINE_CLIENT)
+
+
+engine_client.cache_clear = _make_client.cache_clear
+engine_client.cache_info = _make_client.cache_info
 
 
 def market(symbol: str) -> Market:

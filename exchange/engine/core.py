@@ -9,6 +9,7 @@ the write fails, the books are rebuilt from the database and the whole batch is 
 nothing unacknowledged is half-applied.
 """
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -18,10 +19,12 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import JSONField
 
 from accounts.api.serializers import dec
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
+from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.services import EntrySpec, post_entries
 from trading import spot
 from trading.api.serializers import order_json
@@ -71,6 +74,78 @@ REJECT_MESSAGES = {
     RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
 }
 FEE_CACHE_SECONDS = 60
+
+
+ORDER_FIELDS = (
+    "id",
+    "account",
+    "market",
+    "client_id",
+    "side",
+    "order_type",
+    "time_in_force",
+    "price",
+    "quantity",
+    "quote_quantity",
+    "executed_quantity",
+    "executed_quote_quantity",
+    "post_only",
+    "reduce_only",
+    "self_trade_prevention",
+    "trigger_price",
+    "trigger_by",
+    "attached",
+    "parent",
+    "status",
+    "expiry_reason",
+    "system_order_type",
+    "lock_asset",
+    "lock_remaining",
+    "sequence",
+    "created_at",
+    "updated_at",
+)
+ORDER_CHANGES = (
+    "status",
+    "expiry_reason",
+    "quantity",
+    "executed_quantity",
+    "executed_quote_quantity",
+    "lock_remaining",
+    "sequence",
+    "updated_at",
+)
+TRADE_FIELDS = (
+    "id",
+    "market",
+    "trade_id",
+    "price",
+    "quantity",
+    "quote_quantity",
+    "taker_side",
+    "maker_order",
+    "taker_order",
+    "maker_account",
+    "taker_account",
+    "maker_fee",
+    "maker_fee_asset",
+    "taker_fee",
+    "taker_fee_asset",
+    "sequence",
+    "timestamp",
+    "entry",
+)
+
+
+def _row(obj, fields: tuple[str, ...]) -> tuple:  # noqa: ANN001
+    """A model instance's values for bulk SQL (JSON fields as JSON text)."""
+    meta = obj._meta
+    out = []
+    for name in fields:
+        f = meta.get_field(name)
+        value = getattr(obj, f.attname)
+        out.append(json.dumps(value) if isinstance(f, JSONField) else value)
+    return tuple(out)
 
 
 def now_ms() -> int:
@@ -614,44 +689,34 @@ class EngineCore:
     # -------------------------------------------------------------- persistence
 
     def _flush(self, batch: Batch) -> None:
-        if batch.new_orders:
-            Order.objects.bulk_create(batch.new_orders.values())
-        dirty = [self.orders[i] for i in batch.dirty if i in self.orders]
-        if dirty:
-            Order.objects.bulk_update(
-                dirty,
-                [
-                    "status",
-                    "expiry_reason",
-                    "quantity",
-                    "executed_quantity",
-                    "executed_quote_quantity",
-                    "lock_remaining",
-                    "sequence",
-                    "updated_at",
-                ],
-            )
+        insert_rows(Order, ORDER_FIELDS, (_row(o, ORDER_FIELDS) for o in batch.new_orders.values()))
+        update_rows(
+            Order,
+            ORDER_CHANGES,
+            (
+                (*_row(self.orders[i], ORDER_CHANGES), i)
+                for i in sorted(batch.dirty)
+                if i in self.orders
+            ),
+        )
         entries = post_entries(batch.entries, batch.locked)
         trades = []
         for trade, index in batch.trades:
-            trade.entry = entries[index]
+            trade.entry_id = entries[index].id
             trades.append(trade)
         if trades:
-            Trade.objects.bulk_create(trades)
+            ids = allocate_ids(Trade, len(trades))
+            for trade, trade_pk in zip(trades, ids, strict=True):
+                trade.id = trade_pk
+            insert_rows(Trade, TRADE_FIELDS, (_row(t, TRADE_FIELDS) for t in trades))
             record_trades(trades)
-        states = []
+        rows = []
         for symbol in batch.markets:
             mb = self.markets[symbol]
             last = mb.book.last_price
-            states.append(
-                BookState(
-                    market=mb.market,
-                    sequence=mb.book.sequence,
-                    trade_id=mb.book.trade_id,
-                    last_price=None if last is None else mb.scale.ticks_to_price(last),
-                )
-            )
-        BookState.objects.bulk_update(states, ["sequence", "trade_id", "last_price"])
+            last = None if last is None else mb.scale.ticks_to_price(last)
+            rows.append((mb.book.sequence, mb.book.trade_id, last, symbol))
+        update_rows(BookState, ("sequence", "trade_id", "last_price"), rows)
 
     def _cache_depth(self, mb: MarketBook) -> None:
         """Publish the book's depth snapshot (with lastUpdateId) where web workers read it."""

@@ -9,15 +9,18 @@ into fewer, larger transactions.
 database work is wrapped in a per-test transaction use it).
 """
 
+import logging
 import queue
 import threading
 from concurrent.futures import Future
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from accounts.errors import ExchangeError
 from exchange.engine.core import EngineCore
+
+log = logging.getLogger(__name__)
 
 
 class InlineEngineClient:
@@ -35,7 +38,7 @@ class InlineEngineClient:
 class LocalEngineClient:
     def __init__(self) -> None:
         self.core = EngineCore()
-        self.queue: queue.Queue[tuple[list[dict], Future]] = queue.Queue()
+        self.queue: queue.Queue[tuple[list[dict], Future] | None] = queue.Queue()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self.thread.start()
@@ -50,17 +53,43 @@ class LocalEngineClient:
                 "TIMEOUT", "The engine did not answer in time", status=503
             ) from None
 
+    def close(self) -> None:
+        """Stop the engine thread (after the calls already queued) and wait for it."""
+        self.queue.put(None)
+        self.thread.join(timeout=settings.ENGINE_TIMEOUT_SECONDS)
+
     def _run(self) -> None:
-        self.core.start()
-        self.ready.set()
+        try:
+            self._serve()
+        finally:
+            connection.close()
+
+    def _serve(self) -> None:
         limit = settings.ENGINE_BATCH_SIZE
         while True:
-            items = [self.queue.get()]
+            first = self.queue.get()
+            if first is None:
+                return
+            items = [first]
+            if not self.ready.is_set():
+                try:
+                    close_old_connections()
+                    self.core.start()
+                    self.ready.set()
+                except Exception as exc:  # noqa: BLE001 - refuse, try again on the next call
+                    log.exception("engine: could not start")
+                    items[0][1].set_exception(
+                        ExchangeError("SERVER_ERROR", f"The engine is not ready: {exc}", status=503)
+                    )
+                    continue
             size = len(items[0][0])
             while size < limit:
                 try:
                     item = self.queue.get_nowait()
                 except queue.Empty:
+                    break
+                if item is None:
+                    self.queue.put(None)  # stop after this batch
                     break
                 items.append(item)
                 size += len(item[0])

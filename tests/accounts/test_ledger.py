@@ -114,7 +114,7 @@ def test_locking_more_than_available_is_refused():
     assert services.balance_of(alice, "USDC").available == Decimal("100")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="needs PostgreSQL (set DATABASE_URL) for threads"
 )

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(
         not django_settings.REDIS_URL or connection.vendor != "postgresql",
         reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",

@@ -22,6 +22,11 @@ class Command(BaseCommand):
         from exchange.celery import app
         from exchange.embedded import PeriodicJobs
 
+        if settings.ENGINE_CLIENT.endswith("LocalEngineClient"):
+            from trading.services import engine_client
+
+            engine_client().call([])  # start the engine thread: rebuild the books now
+            self.stdout.write("embedded: the engine runs in this process")
         if not settings.REDIS_URL and not opts["no_jobs"]:
             PeriodicJobs(app, settings.CELERY_BEAT_SCHEDULE).start()
             self.stdout.write("embedded: periodic jobs run in this process")
