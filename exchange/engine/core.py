@@ -22,9 +22,9 @@ from django.db import transaction
 from django.db.models import JSONField
 
 from accounts.api.serializers import dec
+from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
-from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.services import EntrySpec, post_entries
 from trading import spot
 from trading.api.serializers import order_json
