@@ -75,11 +75,11 @@ class BackpackSignatureAuthentication(authentication.BaseAuthentication):
         if instruction is None:
             raise SignatureFailed(f"{request.method} {request.path} takes no signed instruction")
         params = request_params(request)
-        candidates = [
-            signing.signing_string(instruction, params, timestamp, window, encode=encode)
-            for encode in (False, True)
-        ]
         try:
+            candidates = [
+                signing.signing_string(instruction, params, timestamp, window, encode=encode)
+                for encode in (False, True)
+            ]
             valid = signing.verify(api_key, signature, candidates)
         except signing.SignatureError as exc:
             raise SignatureFailed(str(exc)) from None

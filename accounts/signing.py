@@ -117,6 +117,8 @@ def signing_string(
     """The string a client signs. `encode=True` percent-encodes keys and values the way
     clients built on urlencode (ccxt) do; for plain values both forms are identical."""
     if isinstance(params, list):
+        if not all(isinstance(item, Mapping) for item in params):
+            raise SignatureError("A batch body is a JSON array of objects")
         groups = [f"instruction={instruction}&{_pairs(item, encode)}" for item in params]
         head = "&".join(g.rstrip("&") for g in groups)
     else:

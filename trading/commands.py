@@ -8,6 +8,9 @@ with Backpack's field names and decimals as strings. Result: {"ok": payload} or
 from accounts.errors import ExchangeError
 
 
+STATUS = {"TIMEOUT": 503, "SERVER_ERROR": 503, "MAINTENANCE": 503, "RESOURCE_NOT_FOUND": 404}
+
+
 def ok(payload: object) -> dict:
     return {"ok": payload}
 
@@ -20,6 +23,6 @@ def unwrap(result: dict) -> object:
     """The payload of a result, or raise its error as an ExchangeError."""
     if "error" in result:
         err = result["error"]
-        status = 503 if err["code"] in ("TIMEOUT", "SERVER_ERROR", "MAINTENANCE") else 400
+        status = STATUS.get(err["code"], 400)
         raise ExchangeError(err["code"], err["message"], status=status)
     return result["ok"]

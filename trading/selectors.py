@@ -132,8 +132,11 @@ def fills(
     out = []
     for trade in rows[offset : offset + limit]:
         if trade.maker_account_id == trade.taker_account_id == account.pk:
-            out.append(fill_json(trade, account.pk))  # self-trade: both sides are the account's
-        out.append(fill_json(trade, account.pk))
+            # A self-trade: the account was both maker and taker.
+            out.append(fill_json(trade, account.pk, as_maker=True))
+            out.append(fill_json(trade, account.pk, as_maker=False))
+        else:
+            out.append(fill_json(trade, account.pk))
     return out[:limit]
 
 

@@ -16,6 +16,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from accounts.bulk import update_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account
 from trading import klines
@@ -25,7 +26,7 @@ from trading.models import Kline, Market, Trade
 SIDES = ("Bid", "Ask")
 ORDER_TYPES = ("Limit", "Market")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
-STP = ("RejectTaker", "RejectMaker", "RejectBoth", "Allow")
+STP = ("RejectTaker", "RejectMaker", "RejectBoth")  # the contract's; older clients' Allow is not
 TRIGGER_BY = ("LastPrice", "MarkPrice", "IndexPrice")
 MAX_CLIENT_ID = 2**32 - 1
 
@@ -240,10 +241,14 @@ def record_trades(trades: list[Trade]) -> None:
     """Fold new trades into every interval's klines (called by the engine, inside its
     batch transaction)."""
     buckets: dict[tuple[str, str, datetime], list[Trade]] = defaultdict(list)
+    starts: dict[int, list[tuple[str, datetime]]] = {}  # per whole second of trade time
     for trade in sorted(trades, key=lambda t: (t.market_id, t.sequence)):
-        at = datetime.fromtimestamp(trade.timestamp / 1000, UTC)
-        for interval in klines.INTERVALS:
-            buckets[(trade.market_id, interval, klines.bucket_start(interval, at))].append(trade)
+        second = trade.timestamp // 1000
+        if second not in starts:
+            at = datetime.fromtimestamp(second, UTC)
+            starts[second] = [(i, klines.bucket_start(i, at)) for i in klines.INTERVALS]
+        for interval, start in starts[second]:
+            buckets[(trade.market_id, interval, start)].append(trade)
     existing = {
         (k.market_id, k.interval, k.start): k
         for k in Kline.objects.filter(
@@ -272,12 +277,19 @@ def record_trades(trades: list[Trade]) -> None:
             created.append(candle)
         else:
             updated.append(candle)
-        for trade in group:
-            candle.high = max(candle.high, trade.price)
-            candle.low = min(candle.low, trade.price)
-            candle.close = trade.price
-            candle.volume += trade.quantity
-            candle.quote_volume += trade.quote_quantity
-            candle.trades += 1
+        prices = [t.price for t in group]
+        candle.high = max(candle.high, *prices)
+        candle.low = min(candle.low, *prices)
+        candle.close = prices[-1]
+        candle.volume += sum((t.quantity for t in group), Decimal(0))
+        candle.quote_volume += sum((t.quote_quantity for t in group), Decimal(0))
+        candle.trades += len(group)
     Kline.objects.bulk_create(created)
-    Kline.objects.bulk_update(updated, ["high", "low", "close", "volume", "quote_volume", "trades"])
+    update_rows(
+        Kline,
+        KLINE_CHANGES,
+        ((*(getattr(k, f) for f in KLINE_CHANGES), k.pk) for k in updated),
+    )
+
+
+KLINE_CHANGES = ("high", "low", "close", "volume", "quote_volume", "trades")

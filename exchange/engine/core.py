@@ -9,6 +9,7 @@ the write fails, the books are rebuilt from the database and the whole batch is 
 nothing unacknowledged is half-applied.
 """
 
+import gc
 import json
 import logging
 import time
@@ -274,6 +275,8 @@ class EngineCore:
                 self.orders[order.id] = order
                 self.per_unit[order.id] = self._per_unit_of(order, mb)
             self._cache_depth(mb)
+        gc.collect()
+        gc.freeze()  # the restored books are long-lived: keep them out of GC passes
         last_id = Order.objects.order_by("-id").values_list("id", flat=True).first()
         self._next_id = (last_id or 0) + 1
         log.info("engine: %d markets, %d open orders restored", len(self.markets), len(self.orders))

@@ -33,7 +33,10 @@ def test_an_unbalanced_entry_is_refused_and_writes_nothing():
     with pytest.raises(ExchangeError, match="Unbalanced"):
         services.post_entry(
             LedgerEntry.Kind.ADJUSTMENT,
-            [(alice, "USDC", Decimal("-1")), (services.system_account("fees"), "USDC", Decimal("0.9"))],
+            [
+                (alice, "USDC", Decimal("-1")),
+                (services.system_account("fees"), "USDC", Decimal("0.9")),
+            ],
         )
     assert (LedgerEntry.objects.count(), Posting.objects.count()) == (entries, postings)
     assert balance(alice, "USDC") == Decimal("100")

@@ -107,11 +107,17 @@ def test_admin_adds_a_pending_deposit_and_credits_it_by_action(admin_client):
 def test_admin_confirms_and_voids_withdrawals_by_action(admin_client):
     alice = user_account("alice", USDC="10000")
     w1, w2 = (
-        services.request_withdrawal(alice, "USDC", Decimal("3000"), blockchain="Solana", address="a")
+        services.request_withdrawal(
+            alice, "USDC", Decimal("3000"), blockchain="Solana", address="a"
+        )
         for _ in range(2)
     )
-    admin_client.post("/admin/accounts/withdrawal/", {"action": "confirm", "_selected_action": [w1.pk]})
-    admin_client.post("/admin/accounts/withdrawal/", {"action": "void", "_selected_action": [w2.pk]})
+    admin_client.post(
+        "/admin/accounts/withdrawal/", {"action": "confirm", "_selected_action": [w1.pk]}
+    )
+    admin_client.post(
+        "/admin/accounts/withdrawal/", {"action": "void", "_selected_action": [w2.pk]}
+    )
     assert Withdrawal.objects.get(pk=w1.pk).status == "confirmed"
     assert Withdrawal.objects.get(pk=w2.pk).status == "void"
     assert balance(alice, "USDC") == Decimal("6999")

@@ -126,9 +126,19 @@ def test_account_settings_are_read_and_patched_with_signed_requests():
 def test_bad_account_settings_are_refused_and_change_nothing():
     alice = user_account("alice")
     api = SignedClient.for_account(alice)
-    _refused(api.request("PATCH", "/api/v1/account", {"autoLend": "maybe"}), "INVALID_CLIENT_REQUEST", 400)
-    _refused(api.request("PATCH", "/api/v1/account", {"leverageLimit": "500"}), "MAX_LEVERAGE_REACHED", 400)
-    _refused(api.request("PATCH", "/api/v1/account", {"margin": True}), "INVALID_CLIENT_REQUEST", 400)
+    _refused(
+        api.request("PATCH", "/api/v1/account", {"autoLend": "maybe"}),
+        "INVALID_CLIENT_REQUEST",
+        400,
+    )
+    _refused(
+        api.request("PATCH", "/api/v1/account", {"leverageLimit": "500"}),
+        "MAX_LEVERAGE_REACHED",
+        400,
+    )
+    _refused(
+        api.request("PATCH", "/api/v1/account", {"margin": True}), "INVALID_CLIENT_REQUEST", 400
+    )
     alice.refresh_from_db()
     assert not alice.auto_lend and alice.leverage_limit == Decimal(10)
 
@@ -152,14 +162,20 @@ def test_deposit_address_is_deterministic_per_account_and_chain():
 def test_withdrawal_over_the_api_locks_then_lists():
     alice = user_account("alice", USDC="5000")
     api = SignedClient.for_account(alice)
-    body = {"address": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin", "blockchain": "Solana",
-            "quantity": "2500", "symbol": "USDC"}
+    body = {
+        "address": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+        "blockchain": "Solana",
+        "quantity": "2500",
+        "symbol": "USDC",
+    }
     created = api.request("POST", "/wapi/v1/capital/withdrawals", body)
     assert created.status_code == 200, created.content
     w = created.json()
     assert (w["status"], w["quantity"], w["fee"], w["symbol"]) == ("pending", "2500", "1", "USDC")
     assert api.get("/api/v1/capital").json()["USDC"] == {
-        "available": "2499", "locked": "2501", "staked": "0",
+        "available": "2499",
+        "locked": "2501",
+        "staked": "0",
     }
     listed = api.get("/wapi/v1/capital/withdrawals").json()
     assert [x["id"] for x in listed] == [w["id"]]
@@ -195,3 +211,12 @@ def test_system_accounts_exist():
     assert set(Account.SYSTEM_NAMES) <= set(
         Account.objects.filter(kind="system").values_list("name", flat=True)
     )
+
+
+def test_a_batch_body_that_is_not_an_array_of_objects_is_refused():
+    api = SignedClient.for_account(user_account("alice"))
+    headers = api.headers("POST", "/api/v1/orders", [])  # a valid signature, another body
+    response = api.client.post(
+        "/api/v1/orders", '[1, "x"]', content_type="application/json", headers=headers
+    )
+    assert "array of objects" in _refused(response)

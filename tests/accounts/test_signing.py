@@ -18,8 +18,20 @@ CANCEL_SIGNED = (
     "instruction=orderCancel&orderId=28&symbol=BTC_USDT&timestamp=1614550000000&window=5000"
 )
 BATCH_BODY = [
-    {"symbol": "SOL_USDC_PERP", "side": "Bid", "orderType": "Limit", "price": "141", "quantity": "12"},
-    {"symbol": "SOL_USDC_PERP", "side": "Bid", "orderType": "Limit", "price": "140", "quantity": "11"},
+    {
+        "symbol": "SOL_USDC_PERP",
+        "side": "Bid",
+        "orderType": "Limit",
+        "price": "141",
+        "quantity": "12",
+    },
+    {
+        "symbol": "SOL_USDC_PERP",
+        "side": "Bid",
+        "orderType": "Limit",
+        "price": "140",
+        "quantity": "11",
+    },
 ]
 BATCH_SIGNED = (
     "instruction=orderExecute&orderType=Limit&price=141&quantity=12&side=Bid&symbol=SOL_USDC_PERP"
@@ -66,7 +78,9 @@ def _documented_examples() -> list[tuple[object, str]]:
     bodies = re.findall(r"```json\n(.*?)```", section, re.S)
     signed = re.findall(r"```text\n(.*?)```", section, re.S)
     # The documentation's first JSON example has its comma misplaced; mend it to parse.
-    parsed = [json.loads(re.sub(r'(\d)\n(\s*")', r"\1,\n\2", b).replace('",\n}', '"\n}')) for b in bodies]
+    parsed = [
+        json.loads(re.sub(r'(\d)\n(\s*")', r"\1,\n\2", b).replace('",\n}', '"\n}')) for b in bodies
+    ]
     return list(zip(parsed, [s.strip() for s in signed], strict=True))
 
 
@@ -78,7 +92,9 @@ def test_every_example_in_the_contract_file_signs_to_its_documented_string():
         instruction = expected.split("&", 1)[0].removeprefix("instruction=")
         fields = dict(kv.split("=", 1) for kv in expected.split("&"))
         assert (
-            signing.signing_string(instruction, body, int(fields["timestamp"]), int(fields["window"]))
+            signing.signing_string(
+                instruction, body, int(fields["timestamp"]), int(fields["window"])
+            )
             == expected
         )
 
@@ -104,7 +120,9 @@ def test_malformed_keys_and_signatures_are_signature_errors():
     with pytest.raises(signing.SignatureError):
         signing.verify("not base64!", base64.b64encode(b"x" * 64).decode(), ["m"])
     with pytest.raises(signing.SignatureError):
-        signing.verify(base64.b64encode(RFC_PUBLIC).decode(), base64.b64encode(b"short").decode(), ["m"])
+        signing.verify(
+            base64.b64encode(RFC_PUBLIC).decode(), base64.b64encode(b"short").decode(), ["m"]
+        )
 
 
 def test_percent_encoded_form_matches_urlencoding_clients():

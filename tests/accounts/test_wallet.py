@@ -38,8 +38,12 @@ def test_a_deposit_goes_to_the_accounts_address_on_its_chain():
 
 def test_withdrawal_lifecycle_pending_confirmed_and_void():
     alice = user_account("alice", ETH="10")
-    sent = services.request_withdrawal(alice, "ETH", Decimal("4"), blockchain="Ethereum", address="0xabc")
-    voided = services.request_withdrawal(alice, "ETH", Decimal("3"), blockchain="Ethereum", address="0xabc")
+    sent = services.request_withdrawal(
+        alice, "ETH", Decimal("4"), blockchain="Ethereum", address="0xabc"
+    )
+    voided = services.request_withdrawal(
+        alice, "ETH", Decimal("3"), blockchain="Ethereum", address="0xabc"
+    )
     assert sent.status == voided.status == Withdrawal.Status.PENDING
     assert services.balance_of(alice, "ETH").locked == Decimal("7.004")
     services.confirm_withdrawal(sent)
@@ -55,12 +59,18 @@ def test_withdrawal_lifecycle_pending_confirmed_and_void():
 
 def test_small_withdrawals_are_confirmed_automatically():
     alice = user_account("alice", USDC="2000")
-    small = services.request_withdrawal(alice, "USDC", Decimal("1000"), blockchain="Solana", address="x")
-    large = services.request_withdrawal(alice, "USDC", Decimal("500.5"), blockchain="Solana", address="x")
+    small = services.request_withdrawal(
+        alice, "USDC", Decimal("1000"), blockchain="Solana", address="x"
+    )
+    large = services.request_withdrawal(
+        alice, "USDC", Decimal("500.5"), blockchain="Solana", address="x"
+    )
     assert small.status == Withdrawal.Status.CONFIRMED
     assert large.status == Withdrawal.Status.CONFIRMED  # under the 1000 USDC threshold too
     big = user_account("bob", USDC="5000")
-    pending = services.request_withdrawal(big, "USDC", Decimal("1000.01"), blockchain="Solana", address="x")
+    pending = services.request_withdrawal(
+        big, "USDC", Decimal("1000.01"), blockchain="Solana", address="x"
+    )
     assert pending.status == Withdrawal.Status.PENDING
     assert_ledger_clean()
 
@@ -69,7 +79,9 @@ def test_withdrawal_limits_and_chains_are_enforced():
     alice = user_account("alice", SOL="10")
     for quantity, chain in [("0.01", "Solana"), ("1", "Ethereum"), ("0", "Solana")]:
         with pytest.raises(ExchangeError):
-            services.request_withdrawal(alice, "SOL", Decimal(quantity), blockchain=chain, address="x")
+            services.request_withdrawal(
+                alice, "SOL", Decimal(quantity), blockchain=chain, address="x"
+            )
     assert services.balance_of(alice, "SOL").locked == 0
 
 

@@ -125,7 +125,7 @@ def test_another_users_order_is_neither_visible_nor_cancellable():
     refused(mallory.get("/api/v1/order", ref), "RESOURCE_NOT_FOUND", 404)
     by_client = {"symbol": "SOL_USDC", "clientId": 3}
     refused(mallory.get("/api/v1/order", by_client), "RESOURCE_NOT_FOUND", 404)
-    refused(mallory.delete("/api/v1/order", ref), "RESOURCE_NOT_FOUND")
+    refused(mallory.delete("/api/v1/order", ref), "RESOURCE_NOT_FOUND", 404)
     assert mallory.delete("/api/v1/orders", {"symbol": "SOL_USDC"}).json() == []
     assert mallory.get("/api/v1/orders").json() == []
     assert mallory.get("/wapi/v1/history/orders").json() == []

@@ -15,8 +15,14 @@ pytestmark = pytest.mark.django_db
 
 
 def limit(side: str, price: str, quantity: str, symbol: str = "SOL_USDC", **extra) -> dict:
-    return {"symbol": symbol, "side": side, "orderType": "Limit", "price": price,
-            "quantity": quantity, **extra}
+    return {
+        "symbol": symbol,
+        "side": side,
+        "orderType": "Limit",
+        "price": price,
+        "quantity": quantity,
+        **extra,
+    }
 
 
 def test_a_resting_bid_locks_quote_and_a_crossing_ask_trades_with_fees():
@@ -27,7 +33,11 @@ def test_a_resting_bid_locks_quote_and_a_crossing_ask_trades_with_fees():
     assert accounts.balance_of(maker, "USDC").locked == D("200")
 
     ask = services.place_order(taker, limit("Ask", "99", "1.5"))
-    assert (ask["status"], ask["executedQuantity"], ask["executedQuoteQuantity"]) == ("Filled", "1.5", "150")
+    assert (ask["status"], ask["executedQuantity"], ask["executedQuoteQuantity"]) == (
+        "Filled",
+        "1.5",
+        "150",
+    )
     # Maker (buyer) receives 1.5 SOL less 8 bps maker fee; taker (seller) receives 150 USDC
     # less 10 bps taker fee; the fees account holds both fees.
     assert balance(maker, "SOL") == D("1.5") - D("0.0012")
@@ -173,15 +183,32 @@ def test_open_orders_history_fills_and_klines():
     assert [o["price"] for o in selectors.open_orders(maker)] == ["99"]
     assert len(selectors.order_history(maker)) == 2
     fills = selectors.fills(taker)
-    assert [(f["price"], f["quantity"], f["isMaker"]) for f in fills] == [("99", "0.5", False), ("100", "1", False)]
+    assert [(f["price"], f["quantity"], f["isMaker"]) for f in fills] == [
+        ("99", "0.5", False),
+        ("100", "1", False),
+    ]
     candles = selectors.klines("SOL_USDC", "1m")
     assert len(candles) == 1
     c = candles[0]
     assert (c["open"], c["high"], c["low"], c["close"], c["volume"], c["trades"]) == (
-        "100", "100", "99", "99", "1.5", "2")
+        "100",
+        "100",
+        "99",
+        "99",
+        "1.5",
+        "2",
+    )
     ticker = selectors.ticker("SOL_USDC")
     assert (ticker["lastPrice"], ticker["volume"], ticker["trades"]) == ("99", "1.5", "2")
     depth = selectors.depth("SOL_USDC")
     assert depth["bids"] == [["99", "0.5"]] and depth["asks"] == []
     assert int(depth["lastUpdateId"]) > 0
     assert [t["price"] for t in selectors.recent_trades("SOL_USDC")] == ["99", "100"]
+
+
+def test_a_self_trade_allowed_by_the_taker_shows_both_sides_in_fills():
+    alice = user_account("alice", USDC="1000", SOL="10")
+    services.place_order(alice, limit("Ask", "10", "1"))
+    with pytest.raises(ExchangeError):  # not in the contract's enum
+        services.place_order(alice, limit("Bid", "10", "1", selfTradePrevention="Allow"))
+    assert not Trade.objects.exists()

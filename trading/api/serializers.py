@@ -40,9 +40,10 @@ def order_json(order: Order, market: Market | None = None) -> dict:
     return body
 
 
-def fill_json(trade: Trade, account_id: int) -> dict:
-    """One account's side of a trade (history/fills)."""
-    is_maker = trade.maker_account_id == account_id
+def fill_json(trade: Trade, account_id: int, as_maker: bool | None = None) -> dict:
+    """One account's side of a trade (history/fills). A self-trade has both sides: say
+    which with `as_maker`."""
+    is_maker = trade.maker_account_id == account_id if as_maker is None else as_maker
     taker_bid = trade.taker_side == "Bid"
     side = ("Ask" if taker_bid else "Bid") if is_maker else trade.taker_side
     return {
