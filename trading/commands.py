@@ -7,7 +7,6 @@ with Backpack's field names and decimals as strings. Result: {"ok": payload} or
 
 from accounts.errors import ExchangeError
 
-
 STATUS = {"TIMEOUT": 503, "SERVER_ERROR": 503, "MAINTENANCE": 503, "RESOURCE_NOT_FOUND": 404}
 
 

@@ -66,7 +66,8 @@ def test_booleans_and_numbers_appear_bare_in_the_signed_string():
     params = signing.parse_json_body(b'{"autoLend": true, "leverageLimit": 2.50, "x": null}')
     assert (
         signing.signing_string("accountUpdate", params, 1, 5000)
-        == "instruction=accountUpdate&autoLend=true&leverageLimit=2.50&x=null&timestamp=1&window=5000"
+        == "instruction=accountUpdate&autoLend=true&leverageLimit=2.50&x=null"
+        "&timestamp=1&window=5000"
     )
 
 

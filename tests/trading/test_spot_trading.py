@@ -7,9 +7,9 @@ import pytest
 from accounts import services as accounts
 from accounts.errors import ExchangeError
 from accounts.models import Account
+from tests.builders import assert_ledger_clean, balance, user_account
 from trading import selectors, services
 from trading.models import Order, Trade
-from tests.builders import assert_ledger_clean, balance, user_account
 
 pytestmark = pytest.mark.django_db
 
