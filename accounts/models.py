@@ -36,6 +36,9 @@ class Asset(models.Model):
     lendable = models.BooleanField(default=True)
     extra_yield = models.CharField(max_length=16, choices=ExtraYield.choices, blank=True)
     faucet_amount = models.DecimalField(**AMOUNT, default=Decimal(0))
+    # The asset's index price in USD (USDC = 1), kept by the price source; margin values
+    # collateral and liabilities with it.
+    index_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     # Withdrawals at or below this quantity are confirmed without an admin.
     auto_withdrawal_threshold = models.DecimalField(**AMOUNT, default=Decimal(0))
 
@@ -96,6 +99,9 @@ class Account(models.Model):
     class Kind(models.TextChoices):
         USER = "user"
         SYSTEM = "system"
+        # A user's borrow-lend positions: its balance per asset is the net position
+        # (+ lent, - borrowed). The lending_pool's sub-ledger: Σ positions = idle supply.
+        LENDING = "lending"
 
     # The system accounts of the ledger, created by a data migration.
     WORLD = "world"
@@ -108,6 +114,14 @@ class Account(models.Model):
 
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.USER)
     name = models.CharField(max_length=64, unique=True)
+    owner = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="lending_account",
+        help_text="For a lending account: the user account whose positions it holds.",
+    )
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -159,6 +173,7 @@ class LedgerEntry(models.Model):
         TRADE = "trade"
         FEE = "fee"
         INTEREST = "interest"
+        LENDING = "lending"
         FUNDING = "funding"
         REALIZATION = "realization"
         LIQUIDATION = "liquidation"

@@ -15,7 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.bulk import allocate_ids, insert_rows, update_rows
+from accounts.bulk import allocate_ids, insert_rows, update_rows  # noqa: F401 (re-exported)
 from accounts.errors import ExchangeError
 from accounts.models import (
     Account,

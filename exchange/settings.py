@@ -126,6 +126,8 @@ CELERY_TIMEZONE = "UTC"
 # The beat schedule: each app adds its periodic jobs here (name -> task, schedule seconds).
 CELERY_BEAT_SCHEDULE: dict = {
     "check-ledger": {"task": "accounts.check_ledger", "schedule": 600.0},
+    # Accrues every hour that has ended (on the hour; a missed hour is caught up).
+    "accrue-interest": {"task": "lending.accrue_interest", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -175,6 +177,9 @@ ENGINE_CHANNEL = os.environ.get("ENGINE_CHANNEL", "engine")
 ENGINE_MARKETS = [m for m in os.environ.get("ENGINE_MARKETS", "").split(",") if m]
 ENGINE_BATCH_SIZE = int(os.environ.get("ENGINE_BATCH_SIZE", "500"))
 ENGINE_TIMEOUT_SECONDS = float(os.environ.get("ENGINE_TIMEOUT_SECONDS", "10"))
+
+# The margin check of a new borrow (the composition root knows every position).
+LENDING_MARGIN_CHECK = "exchange.margin.check_borrow"
 
 # Exchange behaviour.
 EXCHANGE_TESTNET = env_bool("EXCHANGE_TESTNET", True)
