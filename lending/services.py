@@ -6,6 +6,7 @@ does four things (POST /borrowLend): Lend repays a borrow or lends; Borrow redee
 or borrows. Every change is a ledger entry and a Movement.
 """
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -355,3 +356,122 @@ def _accrue_sql(
     return LedgerEntry(
         id=entry_id, kind=LedgerEntry.Kind.INTEREST, reference=reference, created_at=now
     )
+
+
+# Collateral reconciliation -----------------------------------------------------------
+
+
+def reconcile(account_ids: Iterable[int]) -> int:
+    """Settle the users' holdings against their positions, after trades or deposits:
+    holdings below zero (a spot-margin trade spent more than was held) become a borrow
+    (source SpotMargin); with autoRepayBorrows, available holdings repay a borrow of the
+    same asset (AutoBorrowRepay); with autoLend, available holdings of a lendable asset
+    are lent (AutoLend). One ledger entry and Movement per change; returns their number.
+    Runs inside the caller's transaction (the engine's batch, or the periodic sweep)."""
+    rows = list(
+        Balance.objects.filter(account_id__in=set(account_ids), account__kind=Account.Kind.USER)
+        .select_related("account")
+        .order_by("account_id", "asset_id")
+    )
+    if not rows:
+        return 0
+    books = {
+        b.owner_id: b for b in Account.objects.filter(owner_id__in={r.account_id for r in rows})
+    }
+    positions = {
+        (b.account_id, b.asset_id): b.amount
+        for b in Balance.objects.filter(account__in=books.values())
+    }
+    pools = {p.asset_id: p for p in Pool.objects.all()}
+    specs, moves = [], []
+    for row in rows:
+        account, symbol = row.account, row.asset_id
+        pool = pools.get(symbol)
+        available = row.amount - row.locked
+        book = books.get(account.pk)
+        pos = positions.get((book.pk, symbol), Decimal(0)) if book else Decimal(0)
+        if row.amount < 0:
+            quantity, event, source = -row.amount, Movement.Event.BORROW, "SpotMargin"
+        elif pool and account.auto_repay_borrows and pos < 0 and available > 0:
+            quantity, event, source = (
+                min(available, -pos),
+                Movement.Event.BORROW_REPAY,
+                "AutoBorrowRepay",
+            )
+        elif (
+            pool
+            and account.auto_lend
+            and pos >= 0
+            and available > 0
+            and pool.state == Pool.State.OPEN
+        ):
+            quantity, event, source = available, Movement.Event.LEND, "AutoLend"
+        else:
+            continue
+        book = book or lending_account(account)
+        books[account.pk] = book
+        sign = -1 if event == Movement.Event.BORROW else 1
+        specs.append(
+            ledger.EntrySpec(
+                LedgerEntry.Kind.LENDING,
+                [(account, symbol, -sign * quantity), (book, symbol, sign * quantity)],
+                memo=f"{event} {quantity} {symbol} ({source})",
+            )
+        )
+        moves.append((account, symbol, event, source, quantity, pos + sign * quantity))
+    if not specs:
+        return 0
+    entries = ledger.post_entries(specs)
+    for account, symbol, event, _, quantity, _ in moves:
+        if event == Movement.Event.BORROW:  # a new borrow pays interest to the next hour
+            _charge_entry_fee(books[account.pk], pools[symbol], quantity, *totals(symbol))
+    Movement.objects.bulk_create(
+        Movement(
+            account=a,
+            asset_id=s,
+            event_type=e,
+            source=src,
+            quantity=q,
+            position_after=p,
+            entry_id=entry.id,
+        )
+        for (a, s, e, src, q, p), entry in zip(moves, entries, strict=True)
+    )
+    return len(specs)
+
+
+def reconcile_all() -> int:
+    """The periodic sweep: every account with autoLend or autoRepayBorrows that holds
+    something available (deposits land here between trades)."""
+    ids = (
+        Balance.objects.filter(account__kind=Account.Kind.USER, amount__gt=0)
+        .filter(Q(account__auto_lend=True) | Q(account__auto_repay_borrows=True))
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    with transaction.atomic():
+        return reconcile(list(ids))
+
+
+def redeem_for_order(account: Account, symbol: str, quantity: Decimal) -> Decimal:
+    """Redeem up to `quantity` of the account's lend so an order can use it (autoLendRedeem);
+    returns what was redeemed (the pool's throttle may allow less, or nothing)."""
+    lent = position(account, symbol)
+    quantity = min(quantity, max(lent, Decimal(0)))
+    if quantity <= 0:
+        return Decimal(0)
+    try:
+        execute(account, symbol, "Borrow", quantity, source="AutoLend")
+    except ExchangeError:
+        return Decimal(0)
+    return quantity
+
+
+def can_supply(symbol: str, quantity: Decimal) -> bool:
+    """Whether the pool could lend `quantity` more now (before a spot-margin order)."""
+    pool = Pool.objects.filter(asset_id=symbol).first()
+    if pool is None or pool.state != Pool.State.OPEN:
+        return False
+    borrowed, lent = totals(symbol)
+    room = rates.max_new_borrow(borrowed, lent, params(pool), ledger.asset_decimals(symbol))
+    return quantity <= room

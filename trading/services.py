@@ -171,6 +171,9 @@ def order_command(account: Account, params: dict) -> dict:
         "selfTradePrevention": _choice(params, "selfTradePrevention", STP, "RejectTaker"),
         "triggerPrice": None if trigger_price is None else str(trigger_price),
         "triggerBy": _choice(params, "triggerBy", TRIGGER_BY, "LastPrice"),
+        # Spot margin: borrow what the order needs beyond holdings; redeem a lend first.
+        "autoBorrow": _bool(params, "autoBorrow"),
+        "autoLendRedeem": _bool(params, "autoLendRedeem"),
     }
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from exchange.engine import local
+from exchange.engine import core
 from tests.builders import assert_ledger_clean, user_account
 from trading import selectors, services
 from trading.models import Order, Trade
@@ -19,13 +19,13 @@ def test_concurrent_callers_are_batched_and_every_order_is_settled(settings, mon
     settings.ENGINE_CLIENT = "exchange.engine.local.LocalEngineClient"
     services.engine_client.cache_clear()
     batches: list[int] = []
-    process = local.EngineCore.process
+    process = core.EngineCore.process
 
     def counting(self, commands):
         batches.append(len(commands))
         return process(self, commands)
 
-    monkeypatch.setattr(local.EngineCore, "process", counting)
+    monkeypatch.setattr(core.EngineCore, "process", counting)
     buyers = [user_account(f"buyer{i}", USDC="100000") for i in range(4)]
     sellers = [user_account(f"seller{i}", SOL="1000") for i in range(4)]
     results: list[dict] = []
