@@ -10,6 +10,7 @@ from accounts.api.errors import json_error
 urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("trading.api.urls")),
+    path("", include("lending.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
