@@ -1,3 +1,9 @@
-"""WebSocket routes (Backpack's streams at / and /ws arrive with the API issue)."""
+"""WebSocket routes: Backpack's streams at `/` and `/ws`."""
 
-websocket_urlpatterns: list = []
+from django.urls import re_path
+
+from exchange.streams.consumer import StreamConsumer
+
+websocket_urlpatterns: list = [
+    re_path(r"^(ws/?)?$", StreamConsumer.as_asgi()),
+]

@@ -19,6 +19,8 @@ from django.conf import settings
 
 from accounts.errors import ExchangeError
 from exchange.engine.core import EngineCore
+from exchange.streams.hub import Hub
+from exchange.streams.publisher import engine_core
 from trading.commands import error
 
 
@@ -33,7 +35,9 @@ class EngineConsumer(AsyncConsumer):
         await self.pending.put(message)
 
     async def _serve(self) -> None:
-        self.core = EngineCore(settings.ENGINE_MARKETS or None)
+        # Stream updates go out through this worker's loop and (Redis) channel layer.
+        hub = Hub(asyncio.get_running_loop(), self.channel_layer)
+        self.core = engine_core(settings.ENGINE_MARKETS or None, hub=hub)
         await sync_to_async(self.core.start, thread_sensitive=True)()
         limit = settings.ENGINE_BATCH_SIZE
         while True:

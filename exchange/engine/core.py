@@ -217,10 +217,10 @@ class EngineCore:
     """The books of some markets and everything that happens to them."""
 
     def __init__(
-        self, symbols: list[str] | None = None, publish: Callable[[list], None] | None = None
+        self, symbols: list[str] | None = None, publish: Callable[[Batch], None] | None = None
     ) -> None:
         self.symbols = symbols
-        self.publish = publish or (lambda events: None)
+        self.publish = publish or (lambda batch: None)
         self.markets: dict[str, MarketBook] = {}
         self.orders: dict[int, Order] = {}  # open orders, as persisted
         self.per_unit: dict[int, Decimal | None] = {}  # what one lot of a fill releases
@@ -343,14 +343,17 @@ class EngineCore:
             return [error("SERVER_ERROR", "The engine could not commit; nothing was done")] * len(
                 commands
             )
+        for symbol in batch.markets:
+            self._cache_depth(self.markets[symbol])
+        if batch.published:
+            # After the depth snapshot (a client seeing update u can fetch a snapshot at
+            # least as new), before the done orders are dropped (the stream publisher
+            # reads their rows, and the batch's trades for fees and timestamps).
+            self.publish(batch)
         for order_id, order in list(self.orders.items()):
             if order.status in DONE:
                 del self.orders[order_id]
                 self.per_unit.pop(order_id, None)
-        for symbol in batch.markets:
-            self._cache_depth(self.markets[symbol])
-        if batch.published:
-            self.publish(batch.published)
         return results
 
     def _load_view(self, batch: Batch, commands: list[dict]) -> None:

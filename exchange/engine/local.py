@@ -18,14 +18,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from accounts.errors import ExchangeError
-from exchange.engine.core import EngineCore
+from exchange.streams.publisher import engine_core
 
 log = logging.getLogger(__name__)
 
 
 class InlineEngineClient:
     def __init__(self) -> None:
-        self.core = EngineCore()
+        self.core = engine_core()
         self.started = False
 
     def call(self, commands: list[dict]) -> list[dict]:
@@ -37,7 +37,7 @@ class InlineEngineClient:
 
 class LocalEngineClient:
     def __init__(self) -> None:
-        self.core = EngineCore()
+        self.core = engine_core()
         self.queue: queue.Queue[tuple[list[dict], Future] | None] = queue.Queue()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="engine", daemon=True)

@@ -1,0 +1,208 @@
+"""The WebSocket endpoint (`/` and `/ws`): Backpack's SUBSCRIBE / UNSUBSCRIBE protocol.
+
+In:  {"method": "SUBSCRIBE" | "UNSUBSCRIBE", "params": [stream, ...], "id": any?,
+      "signature": [apiKey, signature, timestamp, window]?}   (signature: `account.` streams)
+Out: {"stream": name, "data": payload} for every update of a subscribed stream;
+     {"id": id, "error": {"code": int, "message": str}} when a request is refused (nothing
+     of it is subscribed); {"id": id, "result": null} when a request with an `id` succeeded
+     (Backpack's documentation shows no acknowledgement; a request without `id` gets none).
+
+Keep-alive is the server's (daphne) job at the protocol level: it sends WebSocket Ping
+frames to idle connections every `--ping-interval` seconds and closes those that do not
+answer within `--ping-timeout`; a client's Ping is answered with a Pong by the protocol
+layer. ASGI gives an application no way to send a Ping itself.
+"""
+
+import asyncio
+import json
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from accounts import signing
+from accounts.models import ApiKey
+from exchange.streams import names
+from exchange.streams.hub import HUB
+from trading.models import Market
+
+# Error codes of the `error` frame (Backpack's own: 4006 "Invalid stream", as ccxt shows;
+# the others are this server's).
+INVALID_REQUEST = 4000
+INVALID_SIGNATURE = 4001
+INVALID_STREAM = 4006
+MAX_STREAMS = 200  # per connection
+
+
+class Refused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        # Embedded default: the engine's publisher delivers on the loop consumers run on.
+        HUB.attach(asyncio.get_running_loop(), self.channel_layer)
+        self.public: dict[str, str] = {}  # stream name -> group
+        self.private: dict[str, tuple[names.Stream, int]] = {}  # stream name -> (, account)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in {*self.public.values(), *self._account_groups()}:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.public.clear()
+        self.private.clear()
+
+    # ------------------------------------------------------------------ requests
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            content = json.loads(text_data if text_data is not None else bytes_data)
+        except (TypeError, ValueError):
+            await self._error(None, INVALID_REQUEST, "Invalid JSON")
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: object, **kwargs: object) -> None:
+        request_id = content.get("id") if isinstance(content, dict) else None
+        try:
+            if not isinstance(content, dict):
+                raise Refused(INVALID_REQUEST, "Expected a JSON object")
+            method = content.get("method")
+            params = content.get("params")
+            if not isinstance(params, list) or not params:
+                raise Refused(INVALID_REQUEST, "params must be a non-empty array of streams")
+            if method == "SUBSCRIBE":
+                await self._subscribe(params, content.get("signature"))
+            elif method == "UNSUBSCRIBE":
+                await self._unsubscribe(params)
+            else:
+                raise Refused(INVALID_REQUEST, "method must be SUBSCRIBE or UNSUBSCRIBE")
+        except Refused as refused:
+            await self._error(request_id, refused.code, refused.message)
+            return
+        if request_id is not None:
+            await self.send_json({"id": request_id, "result": None})
+
+    async def _subscribe(self, params: list, signature: object) -> None:
+        streams = []
+        for name in params:
+            stream = names.parse(name)
+            if stream is None:
+                raise Refused(INVALID_STREAM, f"Invalid stream: {name}")
+            streams.append(stream)
+        symbols = {s.symbol for s in streams if s.symbol is not None}
+        known = await _known_markets(symbols)
+        for stream in streams:
+            if stream.symbol is not None and stream.symbol not in known:
+                raise Refused(INVALID_STREAM, f"Invalid stream: {stream.name}")
+        if len(self.public) + len(self.private) + len(streams) > MAX_STREAMS:
+            raise Refused(INVALID_REQUEST, f"At most {MAX_STREAMS} streams per connection")
+        account = None
+        if any(s.private for s in streams):
+            account = await _verify(signature)
+        for stream in streams:
+            if stream.private:
+                # orderUpdate is published by the engine; positionUpdate (perps) and
+                # rfqUpdate (no RFQ here) are accepted and stay quiet until those exist
+                # (no open positions: no initial snapshot message either).
+                if not any(a == account for _, a in self.private.values()):
+                    await self.channel_layer.group_add(
+                        names.account_group(account), self.channel_name
+                    )
+                self.private[stream.name] = (stream, account)
+            else:
+                # markPrice, openInterest and liquidation need perps: subscribed, but
+                # nothing publishes to them yet.
+                group = names.group(stream.name)
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.public[stream.name] = group
+
+    async def _unsubscribe(self, params: list) -> None:
+        for name in params:
+            if not isinstance(name, str):
+                raise Refused(INVALID_STREAM, f"Invalid stream: {name}")
+        for name in params:
+            group = self.public.pop(name, None)
+            if group is not None:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            entry = self.private.pop(name, None)
+            if entry is not None and not any(a == entry[1] for _, a in self.private.values()):
+                await self.channel_layer.group_discard(
+                    names.account_group(entry[1]), self.channel_name
+                )
+
+    async def _error(self, request_id: object, code: int, message: str) -> None:
+        await self.send_json({"id": request_id, "error": {"code": code, "message": message}})
+
+    def _account_groups(self) -> set[str]:
+        return {names.account_group(a) for _, a in self.private.values()}
+
+    # ------------------------------------------------------------------ deliveries
+
+    async def stream_message(self, event: dict) -> None:
+        """A public stream's update (group `names.group(stream)`)."""
+        if event["stream"] in self.public:  # not one queued before an unsubscribe
+            await self.send_json({"stream": event["stream"], "data": event["data"]})
+
+    async def stream_account(self, event: dict) -> None:
+        """A private update of one account: every matching subscribed stream gets it."""
+        for name, (stream, account) in list(self.private.items()):
+            if account == event["account"] and names.matches_private(
+                stream, event["kind"], event["symbol"]
+            ):
+                await self.send_json({"stream": name, "data": event["data"]})
+
+
+@database_sync_to_async
+def _known_markets(symbols: set[str]) -> set[str]:
+    if not symbols:
+        return set()
+    return set(Market.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
+
+
+async def _verify(signature: object) -> int:
+    """The account of a valid subscription signature; Refused otherwise."""
+    if not (isinstance(signature, list) and len(signature) == 4):
+        raise Refused(
+            INVALID_SIGNATURE,
+            "Private streams need signature: [apiKey, signature, timestamp, window]",
+        )
+    api_key, sig, timestamp, window = signature
+    try:
+        timestamp, window = int(timestamp), int(window)
+    except (TypeError, ValueError):
+        raise Refused(INVALID_SIGNATURE, "timestamp and window must be integers") from None
+    if not isinstance(api_key, str) or not isinstance(sig, str):
+        raise Refused(INVALID_SIGNATURE, "apiKey and signature must be base64 strings")
+    if not 0 < window <= settings.SIGNATURE_MAX_WINDOW_MS:
+        raise Refused(
+            INVALID_SIGNATURE, f"window must be 1 to {settings.SIGNATURE_MAX_WINDOW_MS} ms"
+        )
+    now = int(time.time() * 1000)
+    if now - timestamp > window:
+        raise Refused(INVALID_SIGNATURE, "Signature expired (timestamp outside window)")
+    if timestamp - now > settings.SIGNATURE_FUTURE_TOLERANCE_MS:
+        raise Refused(INVALID_SIGNATURE, "timestamp is in the future")
+    message = signing.signing_string(signing.SUBSCRIBE_INSTRUCTION, {}, timestamp, window)
+    try:
+        valid = signing.verify(api_key, sig, [message])
+    except signing.SignatureError as exc:
+        raise Refused(INVALID_SIGNATURE, str(exc)) from None
+    if not valid:
+        raise Refused(INVALID_SIGNATURE, "Invalid signature")
+    account = await _account_of(api_key)
+    if account is None:
+        raise Refused(INVALID_SIGNATURE, "Unknown or revoked API key")
+    return account
+
+
+@database_sync_to_async
+def _account_of(api_key: str) -> int | None:
+    return (
+        ApiKey.objects.filter(public_key=api_key, revoked_at__isnull=True)
+        .values_list("account_id", flat=True)
+        .first()
+    )

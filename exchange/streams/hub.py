@@ -1,0 +1,323 @@
+"""Delivery of stream messages through the channel layer, on the layer's own event loop.
+
+A channel layer must be used from the event loop it serves: the in-memory layer's queues
+belong to the server's loop, and a Redis layer's connections to the loop that opened them.
+The engine publishes from its own thread, so a `Hub` takes each batch's messages there
+(`submit`, thread-safe, never blocks: `call_soon_threadsafe` onto a queue) and one task on
+the hub's loop sends them in order with `group_send`.
+
+* Embedded default (`LocalEngineClient`, a thread of the web process): the module-level
+  `HUB` has no loop of its own; every WebSocket consumer that connects attaches the loop
+  it runs on (the server's) and the layer it uses. Until one has, `ready()` is False and
+  the engine's publisher skips its work: nobody could be listening.
+* Production (`runworker engine`): the engine consumer builds a `Hub` bound to the
+  worker's own loop and Redis layer; group sends cross to the daphne processes through
+  Redis.
+
+The hub also does what needs a clock: the aggregated depth streams (`depth.200ms|600ms|
+1000ms.<symbol>`: the updates of the window merged, U of the first, u of the last), and,
+about once a second (settings.STREAMS_TICK_SECONDS) for markets that traded, the 24h
+`ticker` and the `kline.<interval>` candles read back from the database (the engine wrote
+them in the batch's transaction), plus the in-memory 1s candles; a candle whose period has
+ended is sent once more with `X: true`.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from accounts.api.serializers import dec
+from exchange.streams import names
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_BATCHES = 10_000  # beyond this the loop is not keeping up: drop, log
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class Hub:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, layer=None) -> None:  # noqa: ANN001
+        self._lock = threading.Lock()
+        self.loop = loop
+        self.layer = layer
+        self._reset()
+
+    def _reset(self) -> None:
+        self._queue: asyncio.Queue | None = None
+        self._tasks: list[asyncio.Task] = []
+        # (window, symbol) -> merged depth update of the window
+        self._windows: dict[tuple[str, str], dict] = {}
+        self._traded: dict[str, set[int]] = {}  # symbol -> trade seconds since the last tick
+        self._one_second: dict[tuple[str, int], dict] = {}  # (symbol, second) -> 1s candle
+        self._open: dict[tuple[str, str], tuple[datetime, dict]] = {}  # candles sent open
+
+    # ------------------------------------------------------------------ any thread
+
+    def attach(self, loop: asyncio.AbstractEventLoop, layer) -> None:  # noqa: ANN001
+        """Deliver on this loop with this layer from now on (the loop consumers run on)."""
+        with self._lock:
+            if self.loop is loop and self.layer is layer:
+                return
+            self.loop, self.layer = loop, layer
+            self._reset()
+
+    def ready(self) -> bool:
+        loop = self.loop
+        return loop is not None and self.layer is not None and not loop.is_closed()
+
+    def submit(self, messages: list[dict]) -> None:
+        """Queue one batch's messages for the hub's loop (from any thread; never blocks)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._enqueue, loop, messages)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    # ------------------------------------------------------------------ the hub's loop
+
+    def _enqueue(self, loop: asyncio.AbstractEventLoop, messages: list[dict]) -> None:
+        if loop is not self.loop:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._tasks = [loop.create_task(self._drain())]
+            self._tasks += [loop.create_task(self._window(w)) for w in names.DEPTH_WINDOWS]
+            self._tasks.append(loop.create_task(self._ticks()))
+        if self._queue.qsize() >= MAX_QUEUED_BATCHES:
+            log.error("streams: delivery is not keeping up; a batch of updates was dropped")
+            return
+        self._queue.put_nowait(messages)
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        while True:
+            messages = await queue.get()
+            for message in messages:
+                try:
+                    await self._route(message)
+                except Exception:  # noqa: BLE001 - one bad send must not stop delivery
+                    log.exception("streams: could not deliver %s", message.get("op"))
+
+    async def _route(self, message: dict) -> None:
+        op = message["op"]
+        if op == "send":
+            await self.send(message["stream"], message["data"])
+        elif op == "depth":
+            symbol, data = message["symbol"], message["data"]
+            await self.send(f"depth.{symbol}", data)
+            for window in names.DEPTH_WINDOWS:
+                _merge(self._windows, (window, symbol), data)
+        elif op == "private":
+            data = message["data"]
+            data["E"] = now_us()
+            await self.layer.group_send(
+                names.account_group(message["account"]),
+                {
+                    "type": "stream.account",
+                    "account": message["account"],
+                    "kind": message["kind"],
+                    "symbol": message["symbol"],
+                    "data": data,
+                },
+            )
+        elif op == "traded":
+            symbol = message["symbol"]
+            seconds = self._traded.setdefault(symbol, set())
+            for ts_ms, price, qty in message["trades"]:
+                second = ts_ms // 1000
+                seconds.add(second)
+                _fold(self._one_second, symbol, second, Decimal(price), Decimal(qty))
+
+    async def send(self, stream: str, data: dict) -> None:
+        data["E"] = now_us()
+        await self.layer.group_send(
+            names.group(stream), {"type": "stream.message", "stream": stream, "data": data}
+        )
+
+    async def _window(self, window: str) -> None:
+        period = names.DEPTH_WINDOWS[window]
+        while True:
+            await asyncio.sleep(period)
+            for key in [k for k in self._windows if k[0] == window]:
+                merged = self._windows.pop(key)
+                try:
+                    await self.send(f"depth.{window}.{key[1]}", _window_payload(merged))
+                except Exception:  # noqa: BLE001
+                    log.exception("streams: could not deliver an aggregated depth update")
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(getattr(settings, "STREAMS_TICK_SECONDS", 1.0))
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001
+                log.exception("streams: ticker/kline refresh failed")
+
+    async def tick(self) -> None:
+        """Refresh ticker and klines of the markets that traded; close ended candles."""
+        traded, self._traded = self._traded, {}
+        now = datetime.now(UTC)
+        for symbol, seconds in traded.items():
+            ticker = await database_sync_to_async(_ticker)(symbol)
+            await self.send(f"ticker.{symbol}", ticker)
+            for interval, start, end, fields in await database_sync_to_async(_candles)(
+                symbol, seconds
+            ):
+                await self._candle(symbol, interval, start, end, fields, now)
+            for second in sorted(seconds):
+                fields = self._one_second.get((symbol, second))
+                if fields is not None:
+                    start = datetime.fromtimestamp(second, UTC)
+                    await self._candle(
+                        symbol, "1s", start, start + timedelta(seconds=1), fields, now
+                    )
+        for key, (end, data) in list(self._open.items()):
+            if end <= now:
+                del self._open[key]
+                await self.send(f"kline.{key[1]}.{key[0]}", {**data, "X": True})
+        horizon = int(now.timestamp()) - 5
+        for key in [k for k in self._one_second if k[1] < horizon]:
+            del self._one_second[key]
+
+    async def _candle(
+        self,
+        symbol: str,
+        interval: str,
+        start: datetime,
+        end: datetime,
+        fields: dict,
+        now: datetime,
+    ) -> None:
+        data = {
+            "e": "kline",
+            "E": 0,
+            "s": symbol,
+            "t": iso(start),
+            "T": iso(end),
+            "o": dec(fields["o"]),
+            "c": dec(fields["c"]),
+            "h": dec(fields["h"]),
+            "l": dec(fields["l"]),
+            "v": dec(fields["v"]),
+            "n": fields["n"],
+            "X": end <= now,
+        }
+        key = (symbol, interval)
+        previous = self._open.get(key)
+        if previous is not None and previous[0] < end:
+            # The candle before this one ended: close it first.
+            del self._open[key]
+            await self.send(f"kline.{interval}.{symbol}", {**previous[1], "X": True})
+        if not data["X"]:
+            self._open[key] = (end, data)
+        elif previous is not None and previous[0] == end:
+            del self._open[key]
+        await self.send(f"kline.{interval}.{symbol}", dict(data))
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _merge(windows: dict, key: tuple[str, str], data: dict) -> None:
+    merged = windows.get(key)
+    if merged is None:
+        merged = windows[key] = {"s": data["s"], "U": data["U"], "a": {}, "b": {}}
+    merged["u"] = data["u"]
+    merged["T"] = data["T"]
+    for side in ("a", "b"):
+        for price, qty in data[side]:
+            merged[side][price] = qty
+
+
+def _window_payload(merged: dict) -> dict:
+    levels = lambda side: sorted(  # noqa: E731
+        ([p, q] for p, q in merged[side].items()), key=lambda pq: Decimal(pq[0])
+    )
+    return {
+        "e": "depth",
+        "E": 0,
+        "s": merged["s"],
+        "a": levels("a"),
+        "b": levels("b"),
+        "U": merged["U"],
+        "u": merged["u"],
+        "T": merged["T"],
+    }
+
+
+def _fold(candles: dict, symbol: str, second: int, price: Decimal, qty: Decimal) -> None:
+    candle = candles.get((symbol, second))
+    if candle is None:
+        candles[(symbol, second)] = {"o": price, "h": price, "l": price, "c": price, "v": qty}
+        candles[(symbol, second)]["n"] = 1
+        return
+    candle["h"] = max(candle["h"], price)
+    candle["l"] = min(candle["l"], price)
+    candle["c"] = price
+    candle["v"] += qty
+    candle["n"] += 1
+
+
+def _ticker(symbol: str) -> dict:
+    from trading import selectors
+
+    t = selectors.ticker(symbol)
+    return {
+        "e": "ticker",
+        "E": 0,
+        "s": symbol,
+        "o": t["firstPrice"],
+        "c": t["lastPrice"],
+        "h": t["high"],
+        "l": t["low"],
+        "v": t["volume"],
+        "V": t["quoteVolume"],
+        "n": int(t["trades"]),
+    }
+
+
+def _candles(symbol: str, seconds: set[int]) -> list[tuple[str, datetime, datetime, dict]]:
+    """The stored candles (every REST interval) containing the given trade seconds."""
+    from trading import klines
+    from trading.models import Kline
+
+    wanted = {
+        (interval, klines.bucket_start(interval, datetime.fromtimestamp(second, UTC)))
+        for second in seconds
+        for interval in klines.INTERVALS
+    }
+    rows = Kline.objects.filter(
+        market_id=symbol,
+        interval__in={w[0] for w in wanted},
+        start__in={w[1] for w in wanted},
+    )
+    out = []
+    for k in rows:
+        start = k.start.astimezone(UTC)
+        if (k.interval, start) not in wanted:
+            continue
+        fields = {"o": k.open, "c": k.close, "h": k.high, "l": k.low, "v": k.volume}
+        fields["n"] = k.trades
+        out.append((k.interval, start, klines.bucket_end(k.interval, start), fields))
+    order = {name: i for i, name in enumerate(klines.INTERVALS)}
+    out.sort(key=lambda row: (order[row[0]], row[1]))
+    return out
+
+
+# The embedded default's hub: consumers attach the server's loop to it.
+HUB = Hub()
