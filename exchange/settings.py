@@ -128,6 +128,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "check-ledger": {"task": "accounts.check_ledger", "schedule": 600.0},
     # Accrues every hour that has ended (on the hour; a missed hour is caught up).
     "accrue-interest": {"task": "lending.accrue_interest", "schedule": 60.0},
+    # Stablecoin boost: each ended hour into pending; each ended month paid once.
+    "accrue-boost": {"task": "lending.accrue_boost", "schedule": 60.0},
+    "pay-boost": {"task": "lending.pay_boost", "schedule": 600.0},
+    # SOL staking: hourly samples of lent SOL; each ended epoch paid once.
+    "sol-staking": {"task": "lending.staking", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
