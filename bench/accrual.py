@@ -81,7 +81,7 @@ def main() -> None:
     services.post_entry(LedgerEntry.Kind.ADJUSTMENT, legs, memo="bench positions")
     setup = time.perf_counter() - started
 
-    hour = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     started = time.perf_counter()
     accrue_interest("USDC", hour)
     elapsed = time.perf_counter() - started

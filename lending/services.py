@@ -63,7 +63,13 @@ def totals(symbol: str) -> tuple[Decimal, Decimal]:
 
 
 def position(account: Account, symbol: str) -> Decimal:
-    return ledger.balance_of(lending_account(account), symbol).amount
+    """The account's net position (+ lent, - borrowed); reading creates nothing."""
+    amount = (
+        Balance.objects.filter(account__owner=account, asset_id=symbol)
+        .values_list("amount", flat=True)
+        .first()
+    )
+    return amount if amount is not None else Decimal(0)
 
 
 def _pool(symbol: str) -> Pool:
@@ -237,6 +243,8 @@ def accrue_interest(symbol: str, hour: datetime) -> int:
     """One hour of interest of one pool, ending at `hour`: borrowers' positions pay the
     borrow rate (rounded up), lenders' earn the lend rate (rounded down), the rest goes to
     fees, in one ledger entry. Idempotent per (asset, hour): returns 0 when already done."""
+    if hour > _hour(timezone.now()):
+        raise ValueError(f"{hour} has not ended yet: interest accrues for past hours only")
     pool = _pool(symbol)
     if RateHistory.objects.filter(pool=pool, hour=hour).exists():
         return 0

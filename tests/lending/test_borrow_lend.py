@@ -35,7 +35,7 @@ def test_lend_then_borrow_then_three_hours_of_interest_balance_to_the_last_unit(
     assert entry_fee >= 0  # interest to the next hour, paid at once
 
     fees = ledger.system_account(Account.FEES)
-    start = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    start = datetime(2026, 11, 24, 10, tzinfo=UTC)
     for hour in (start, start + HOUR, start + 2 * HOUR):
         lent, owed = services.position(alice, "SOL"), -services.position(bob, "SOL")
         fee_before = balance(fees, "SOL")
@@ -59,7 +59,7 @@ def test_interest_is_accrued_once_per_asset_and_hour():
     bob = user_account("bob", USDC="10000")
     services.execute(alice, "SOL", "Lend", D("100"))
     services.execute(bob, "SOL", "Borrow", D("10"))
-    hour = datetime(2026, 11, 25, 10, tzinfo=UTC)
+    hour = datetime(2026, 11, 24, 10, tzinfo=UTC)
     assert services.accrue_interest("SOL", hour) == 1
     owed = services.position(bob, "SOL")
     assert services.accrue_interest("SOL", hour) == 0
@@ -71,7 +71,7 @@ def test_missed_hours_are_caught_up_in_order():
     bob = user_account("bob", SOL="1000")
     services.execute(alice, "USDC", "Lend", D("50000"))
     services.execute(bob, "USDC", "Borrow", D("20000"))
-    start = datetime(2026, 11, 25, 7, 30, tzinfo=UTC)
+    start = datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
     services.accrue_due(start)  # first run: starts counting from 07:00
     assert services.accrue_due(start + 5 * HOUR) == 5 * Pool.objects.count()
     hours = list(
@@ -79,7 +79,7 @@ def test_missed_hours_are_caught_up_in_order():
         .order_by("hour")
         .values_list("hour", flat=True)
     )
-    assert hours == [datetime(2026, 11, 25, h, tzinfo=UTC) for h in range(8, 13)]
+    assert hours == [datetime(2026, 11, 24, h, tzinfo=UTC) for h in range(8, 13)]
     assert services.accrue_due(start + 5 * HOUR) == 0
     assert_ledger_clean()
 

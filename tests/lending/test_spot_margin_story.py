@@ -62,7 +62,7 @@ def test_autolend_deposit_funds_a_margin_sell_and_interest_balances_to_the_last_
     assert balance(bob, "USDC") == D("5000") + D("1500") - D("1.2")  # maker fee 8 bps
 
     fees = ledger.system_account(Account.FEES)
-    start = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    start = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     lending.accrue_due(start)
     owed, lent, fee_before = (
         -lending.position(bob, "SOL"),
