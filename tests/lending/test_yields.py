@@ -273,3 +273,25 @@ def test_an_epoch_without_lenders_pays_nothing_and_keeps_the_reward_in_treasury(
     assert (epoch.reward, epoch.paid, epoch.residual) == (D("15.981735159"), 0, D("15.981735159"))
     assert epoch.entry is None and treasury("SOL") == 0
     assert_ledger_clean()
+
+
+# The scheduled tasks ---------------------------------------------------------------------
+
+
+def test_beat_schedules_the_yield_tasks_and_each_run_does_only_what_is_due():
+    from django.conf import settings
+
+    from exchange.celery import app
+    from lending import tasks
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    for name in ("lending.accrue_boost", "lending.pay_boost", "lending.staking"):
+        assert name in scheduled and name in app.tasks
+    alice = user_account("alice", USDC="100")
+    services.execute(alice, "USDC", "Lend", D("100"))
+    assert tasks.accrue_boost.apply().get() == Pool.objects.count()  # the hour just ended
+    assert tasks.accrue_boost.apply().get() == 0
+    assert tasks.pay_boost.apply().get() == 0  # this month is not over
+    tasks.staking.apply().get()
+    assert tasks.staking.apply().get() == [0, 0]
+    assert_ledger_clean()
