@@ -57,6 +57,13 @@ def _hour(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def _ended(now: datetime | None) -> datetime:
+    """The last ended hour at `now`, never later than the clock's: yields accrue, sample
+    and pay for past hours only (a run told of a future time does what is due now)."""
+    clock = _hour(timezone.now())
+    return clock if now is None else min(_hour(now), clock)
+
+
 def _units(amount: Decimal) -> int:
     """An amount (at most 18 decimals) as an exact integer of 10^-18 units."""
     return int(amount.scaleb(SCALE, context=EXACT))
@@ -176,7 +183,7 @@ def accrue_boost_due(now: datetime | None = None) -> int:
     """Accrue the boost of every hour that has ended since each pool's last boost hour, in
     order (the first run accrues the hour that just ended). Returns the number of
     (pool, hour) done; pools without a boost get their hour marked with nothing accrued."""
-    current = _hour(now or timezone.now())
+    current = _ended(now)
     done = 0
     for symbol in Pool.objects.values_list("asset_id", flat=True):
         last = BoostHour.objects.filter(asset_id=symbol).aggregate(last=Max("hour"))["last"]
@@ -191,6 +198,8 @@ def accrue_boost_due(now: datetime | None = None) -> int:
 def accrue_boost(symbol: str, hour: datetime) -> int:
     """The boost of the hour ending at `hour` for one pool, into pending. Idempotent per
     (asset, hour): returns 0 when already done."""
+    if hour > _hour(timezone.now()):
+        raise ValueError(f"{hour} has not ended yet: the boost accrues for past hours only")
     pool = Pool.objects.select_for_update().get(asset_id=symbol)
     if BoostHour.objects.filter(asset_id=symbol, hour=hour).exists():
         return 0
@@ -263,7 +272,7 @@ def _boost_sql(symbol: str, decimals: int, apy: Decimal, month: date) -> tuple[D
 def pay_boost_due(now: datetime | None = None) -> int:
     """Pay every ended month's pending boost not paid yet (on the first day of a month
     this is the previous month). Returns the number of (asset, month) paid."""
-    current = _hour(now or timezone.now())
+    current = _ended(now)
     this_month = date(current.year, current.month, 1)
     paid = 0
     for symbol in Pool.objects.values_list("asset_id", flat=True):
@@ -367,7 +376,7 @@ def split_reward(reward: Decimal, weights: dict[int, Decimal], decimals: int) ->
 def staking_due(now: datetime | None = None) -> StakingRun:
     """Sample every ended hour not sampled yet, then pay every ended epoch not paid yet,
     for every staking program. Idempotent; catches up."""
-    current = _hour(now or timezone.now())
+    current = _ended(now)
     sampled = paid = 0
     for symbol in StakingProgram.objects.values_list("asset_id", flat=True):
         sampled += sample_staking(symbol, current)
@@ -383,6 +392,7 @@ def staking_due(now: datetime | None = None) -> StakingRun:
 def sample_staking(symbol: str, until: datetime) -> int:
     """Sample the asset's lend positions for every hour after the last sampled one (or
     after started_at) up to `until`, in bulk. Returns the number of hours sampled."""
+    until = min(until, _ended(until))
     program = StakingProgram.objects.select_for_update().get(asset_id=symbol)
     last = StakingHour.objects.filter(asset_id=symbol).aggregate(last=Max("hour"))["last"]
     start = _hour(program.started_at)
@@ -434,7 +444,7 @@ def pay_epoch(symbol: str, now: datetime) -> int:
     last = StakingEpoch.objects.filter(asset_id=symbol).aggregate(last=Max("number"))["last"]
     number = 0 if last is None else last + 1
     start, end = epoch_window(program, number)
-    if end > _hour(now):
+    if end > _ended(now):
         return 0
     window = {"asset_id": symbol, "hour__gt": start, "hour__lte": end}
     if StakingHour.objects.filter(**window).count() < program.epoch_hours:

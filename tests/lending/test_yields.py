@@ -61,7 +61,7 @@ def test_boost_accrues_pending_hourly_only_for_lenders_of_boosted_assets():
 
     # The first run accrues the hour that has just ended (10:00).
     assert (
-        yields.accrue_boost_due(datetime(2026, 11, 25, 10, 30, tzinfo=UTC)) == Pool.objects.count()
+        yields.accrue_boost_due(datetime(2025, 11, 25, 10, 30, tzinfo=UTC)) == Pool.objects.count()
     )
 
     # alice: 10000 x 0.04 / 8760 = 0.0456621004... -> 0.045662 (USDC: 6 decimals, down)
@@ -70,7 +70,7 @@ def test_boost_accrues_pending_hourly_only_for_lenders_of_boosted_assets():
     assert pending(bob, "USDT") == D("0.022831")
     assert pending(carol, "SOL") == pending(dave, "USDC") == D(0)
     assert BoostPending.objects.count() == 2
-    assert set(BoostPending.objects.values_list("month", flat=True)) == {date(2026, 11, 1)}
+    assert set(BoostPending.objects.values_list("month", flat=True)) == {date(2025, 11, 1)}
     # Pending is a record, not value: positions and treasury are untouched.
     assert services.position(alice, "USDC") == D("10000")
     assert treasury("USDC") == D(0) and yield_entries() == 0
@@ -83,15 +83,15 @@ def test_boost_accrues_pending_hourly_only_for_lenders_of_boosted_assets():
 def test_boost_catches_up_missed_hours_once_each_to_the_last_unit():
     alice = user_account("alice", USDC="1234.567891")
     services.execute(alice, "USDC", "Lend", D("1234.567891"))
-    start = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+    start = datetime(2025, 11, 25, 10, 30, tzinfo=UTC)
     assert yields.accrue_boost_due(start) == Pool.objects.count()  # the 10:00 hour
     # The scheduler stops; five hours later one run accrues 11:00 to 15:00, in order.
     assert yields.accrue_boost_due(start + 5 * HOUR) == 5 * Pool.objects.count()
     assert yields.accrue_boost_due(start + 5 * HOUR) == 0  # idempotent per (asset, hour)
-    assert yields.accrue_boost("USDC", datetime(2026, 11, 25, 12, tzinfo=UTC)) == 0
+    assert yields.accrue_boost("USDC", datetime(2025, 11, 25, 12, tzinfo=UTC)) == 0
     hours = BoostHour.objects.filter(asset_id="USDC").order_by("hour")
     assert list(hours.values_list("hour", flat=True)) == [
-        datetime(2026, 11, 25, h, tzinfo=UTC) for h in range(10, 16)
+        datetime(2025, 11, 25, h, tzinfo=UTC) for h in range(10, 16)
     ]
     # 1234.567891 x 0.04 / 8760 = 0.0056372963... -> 0.005637 per hour; 6 hours:
     # 6 x 0.005637 = 0.033822 (the rounding is per hour, never on the sum).
@@ -105,11 +105,11 @@ def test_boost_is_paid_on_the_first_of_the_month_from_treasury_once():
     bob = user_account("bob", USDT="5000")
     services.execute(alice, "USDC", "Lend", D("10000"))
     services.execute(bob, "USDT", "Lend", D("5000"))
-    yields.accrue_boost_due(datetime(2026, 11, 30, 21, 5, tzinfo=UTC))  # 21:00
-    yields.accrue_boost_due(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 22:00, 23:00
-    assert yields.pay_boost_due(datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == 0  # not over
+    yields.accrue_boost_due(datetime(2025, 11, 30, 21, 5, tzinfo=UTC))  # 21:00
+    yields.accrue_boost_due(datetime(2025, 11, 30, 23, 30, tzinfo=UTC))  # 22:00, 23:00
+    assert yields.pay_boost_due(datetime(2025, 11, 30, 23, 30, tzinfo=UTC)) == 0  # not over
 
-    first = datetime(2026, 12, 1, 0, 20, tzinfo=UTC)
+    first = datetime(2025, 12, 1, 0, 20, tzinfo=UTC)
     # The hour ending at 1 December 00:00 is November's, and it is not accrued yet: the
     # payment waits for it rather than paying a short month.
     assert yields.pay_boost_due(first) == 0
@@ -128,12 +128,12 @@ def test_boost_is_paid_on_the_first_of_the_month_from_treasury_once():
 
     payment = BoostPayment.objects.get(asset_id="USDC")
     assert (payment.month, payment.quantity, payment.accounts) == (
-        date(2026, 11, 1),
+        date(2025, 11, 1),
         D("0.182648"),
         1,
     )
     assert payment.entry.kind == LedgerEntry.Kind.YIELD
-    assert payment.entry.reference == "boost:USDC:2026-11"
+    assert payment.entry.reference == "boost:USDC:2025-11"
     assert sorted(payment.entry.postings.values_list("amount", flat=True)) == [
         D("-0.182648"),
         D("0.182648"),
@@ -143,44 +143,44 @@ def test_boost_is_paid_on_the_first_of_the_month_from_treasury_once():
     assert (payout.account, payout.quantity, payout.month) == (
         services.lending_account(alice),
         D("0.182648"),
-        date(2026, 11, 1),
+        date(2025, 11, 1),
     )
     assert payout.paid_at is not None
 
     # December accrues on the new position (10000.182648 x 0.04 / 8760 = 0.0456629344...
     # -> 0.045662) and is paid on 1 January, not before.
-    yields.accrue_boost_due(datetime(2026, 12, 1, 1, 1, tzinfo=UTC))
+    yields.accrue_boost_due(datetime(2025, 12, 1, 1, 1, tzinfo=UTC))
     december = BoostPending.objects.get(account=services.lending_account(alice))
-    assert (december.month, december.quantity) == (date(2026, 12, 1), D("0.045662"))
+    assert (december.month, december.quantity) == (date(2025, 12, 1), D("0.045662"))
     assert BoostHour.objects.get(asset_id="USDC", hour=first.replace(hour=1, minute=0)).lent == (
         D("10000.182648")
     )
-    assert yields.pay_boost_due(datetime(2026, 12, 15, tzinfo=UTC)) == 0
+    assert yields.pay_boost_due(datetime(2025, 12, 15, tzinfo=UTC)) == 0
     assert_ledger_clean()
 
 
 def test_boost_of_a_missed_month_is_paid_at_the_next_run():
     alice = user_account("alice", USDC="8760")
     services.execute(alice, "USDC", "Lend", D("8760"))
-    yields.accrue_boost_due(datetime(2026, 10, 31, 22, 10, tzinfo=UTC))  # 22:00 (October)
+    yields.accrue_boost_due(datetime(2025, 10, 31, 22, 10, tzinfo=UTC))  # 22:00 (October)
     # Nothing runs until 2 November 03:00: the catch-up accrues 23:00 and 00:00 into
     # October, 01:00 to 03:00 into November; the payment run pays October only.
-    yields.accrue_boost_due(datetime(2026, 11, 2, 3, 10, tzinfo=UTC))
+    yields.accrue_boost_due(datetime(2025, 11, 2, 3, 10, tzinfo=UTC))
     # 8760 x 0.04 / 8760 = 0.04 exactly per hour.
-    october = BoostPending.objects.get(month=date(2026, 10, 1))
+    october = BoostPending.objects.get(month=date(2025, 10, 1))
     assert october.quantity == D("0.12")  # 3 hours
-    assert yields.pay_boost_due(datetime(2026, 11, 2, 3, 10, tzinfo=UTC)) == 1
+    assert yields.pay_boost_due(datetime(2025, 11, 2, 3, 10, tzinfo=UTC)) == 1
     assert services.position(alice, "USDC") == D("8760.12")
     assert treasury("USDC") == D("-0.12")
     # 25 + 2 hours of November (01:00 1 Nov .. 03:00 2 Nov) wait for December.
-    assert BoostPending.objects.get().month == date(2026, 11, 1)
+    assert BoostPending.objects.get().month == date(2025, 11, 1)
     assert BoostPending.objects.get().quantity == D("0.04") * 27
     assert_ledger_clean()
 
 
 # SOL staking -----------------------------------------------------------------------------
 
-T0 = datetime(2026, 11, 2, 0, tzinfo=UTC)
+T0 = datetime(2025, 11, 2, 0, tzinfo=UTC)
 
 
 def program(**changes: object) -> StakingProgram:
@@ -294,4 +294,17 @@ def test_beat_schedules_the_yield_tasks_and_each_run_does_only_what_is_due():
     assert tasks.pay_boost.apply().get() == 0  # this month is not over
     tasks.staking.apply().get()
     assert tasks.staking.apply().get() == [0, 0]
+    assert_ledger_clean()
+
+
+def test_yields_never_run_ahead_of_the_clock():
+    clock = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    with pytest.raises(ValueError):
+        yields.accrue_boost("USDC", clock + HOUR)
+    # Told of a time a year ahead, a run does what is due now: the hour just ended.
+    assert yields.accrue_boost_due(clock + 8760 * HOUR) == Pool.objects.count()
+    assert BoostHour.objects.filter(asset_id="USDC").get().hour == clock
+    program(started_at=clock - 3 * HOUR, epoch_hours=2)
+    run = yields.staking_due(clock + 8760 * HOUR)
+    assert (run.hours_sampled, run.epochs_paid) == (3, 1)  # epoch 1 ends an hour from now
     assert_ledger_clean()
