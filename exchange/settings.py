@@ -133,6 +133,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "pay-boost": {"task": "lending.pay_boost", "schedule": 600.0},
     # SOL staking: hourly samples of lent SOL; each ended epoch paid once.
     "sol-staking": {"task": "lending.staking", "schedule": 60.0},
+    "reconcile-lending": {"task": "lending.reconcile", "schedule": 10.0},
     # Index per asset, premium sample and mark per perp, index/mark klines: every second.
     "update-prices": {"task": "settlement.update_prices", "schedule": 1.0},
 }

@@ -352,6 +352,13 @@ def _accrue_sql(
             "WHERE entry_id = %(entry)s HAVING COUNT(*) > 0",
             args,
         )
+        # Lock the rows in (account, asset) order, as every other balance writer does.
+        cursor.execute(
+            "SELECT b.id FROM accounts_balance b JOIN accounts_posting p "
+            "ON b.account_id = p.account_id AND b.asset_id = p.asset_id "
+            "WHERE p.entry_id = %(entry)s ORDER BY b.account_id, b.asset_id FOR UPDATE OF b",
+            args,
+        )
         cursor.execute(
             "UPDATE accounts_balance b SET amount = b.amount + p.amount "
             "FROM accounts_posting p WHERE p.entry_id = %(entry)s "

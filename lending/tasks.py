@@ -11,6 +11,13 @@ def accrue_interest() -> int:
     return services.accrue_due()
 
 
+@shared_task(name="lending.reconcile")
+def reconcile() -> int:
+    """Lend what autoLend accounts hold available, repay borrows from what autoRepayBorrows
+    accounts hold (deposits land between trades; the engine reconciles what it trades)."""
+    return services.reconcile_all()
+
+
 @shared_task(name="lending.accrue_boost")
 def accrue_boost() -> int:
     """Accrue the stablecoin boost of every ended hour into pending (idempotent per

@@ -27,6 +27,9 @@ from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
 from accounts.services import EntrySpec, post_entries
+from exchange import margin
+from exchange.engine.perps import Perps
+from lending import services as lending
 from trading import spot
 from trading.api.serializers import order_json
 from trading.commands import error, ok
@@ -180,6 +183,8 @@ class Batch:
     markets: set[str] = field(default_factory=set)
     accounts: dict[int, Account] = field(default_factory=dict)
     published: list[tuple[str, object]] = field(default_factory=list)
+    books: dict[int, int] = field(default_factory=dict)  # account -> its lending account
+    touched: set[int] = field(default_factory=set)  # accounts whose holdings changed
 
     def available(self, account: int, asset: str) -> Decimal:
         amount, locked = self.view.get((account, asset), (Decimal(0), Decimal(0)))
@@ -225,6 +230,7 @@ class EngineCore:
         self.orders: dict[int, Order] = {}  # open orders, as persisted
         self.per_unit: dict[int, Decimal | None] = {}  # what one lot of a fill releases
         self._next_id = 1
+        self.perps = Perps()
         self._fees: dict[int, FeeTier] = {}
         self._tiers: dict[int, tuple[int, float]] = {}
         self._fees_at = 0.0
@@ -240,6 +246,8 @@ class EngineCore:
         markets = Market.objects.all()
         if self.symbols is not None:
             markets = markets.filter(symbol__in=self.symbols)
+        markets = list(markets)
+        held = self.perps.load([m.symbol for m in markets if m.is_perp])
         for market in markets:
             state, _ = BookState.objects.get_or_create(market=market)
             rules = market_rules(market)
@@ -261,10 +269,14 @@ class EngineCore:
             last = (
                 None if state.last_price is None else rules.scale.price_to_ticks(state.last_price)
             )
+            positions = {
+                a: rules.scale.qty_to_lots(q) for a, q in held.get(market.symbol, {}).items()
+            }
             book = OrderBook.restore(
                 rules,
                 resting,
                 triggers,
+                positions if market.is_perp else None,
                 last_price=last,
                 sequence=state.sequence,
                 trade_id=state.trade_id,
@@ -363,7 +375,10 @@ class EngineCore:
         for account in Account.objects.select_for_update().filter(pk__in=takers).order_by("pk"):
             batch.accounts[account.pk] = account
             self._tiers[account.pk] = (account.fee_tier, time.monotonic())
-        for b in Balance.objects.filter(account_id__in=takers):
+        batch.books = dict(
+            Account.objects.filter(owner_id__in=takers).values_list("owner_id", "pk")
+        )
+        for b in Balance.objects.filter(account_id__in=[*takers, *batch.books.values()]):
             batch.view[(b.account_id, b.asset_id)] = [b.amount, b.locked]
 
     def _run(self, batch: Batch, command: dict) -> dict:
@@ -392,9 +407,7 @@ class EngineCore:
             return error("INVALID_CLIENT_REQUEST", "Unknown account")
         if batch.accounts[account].liquidating:
             return error("ACCOUNT_LIQUIDATING", "The account is being liquidated")
-        if mb.market.is_perp:
-            return error("INVALID_MARKET", "Perpetual markets open with the perps release")
-        if c.get("reduceOnly"):
+        if c.get("reduceOnly") and not mb.market.is_perp:
             return error("INVALID_ORDER", "Reduce-only orders are for perpetual markets")
         scale = mb.scale
         side = Side(c["side"])
@@ -422,11 +435,22 @@ class EngineCore:
             ),
             trigger_price=None if trigger is None else scale.price_to_ticks(trigger),
             trigger_by=TriggerBy(c.get("triggerBy") or "LastPrice"),
+            reduce_only=bool(c.get("reduceOnly")),
             created_at=now_ms(),
         )
         if quote_qty is not None:
             quote_qty = scale.units_to_quote(cmd.quote_quantity)
         worst = self._worst_price(mb, side, order_type, price, trigger)
+        if mb.market.is_perp:
+            res = spot.Reservation(mb.market.quote_id, Decimal(0), None)  # margin, not funds
+            if not cmd.reduce_only:
+                size = quantity if quantity is not None else quote_qty / (worst or Decimal(1))
+                refusal = self.perps.check(
+                    self, batch, batch.accounts[account], mb.market.symbol, side.value, size
+                )
+                if refusal is not None:
+                    return refusal
+            return self._submit(batch, mb, cmd, res, c)
         res = spot.reservation(
             is_bid=side is Side.BID,
             base=mb.market.base_id,
@@ -437,12 +461,14 @@ class EngineCore:
             quote_quantity=quote_qty,
             price=worst,
         )
-        available = batch.available(account, res.asset)
-        if res.amount > available:
-            return error(
-                "INSUFFICIENT_FUNDS",
-                f"Order needs {dec(res.amount)} {res.asset}, available {dec(available)}",
-            )
+        refusal = self._fund(batch, batch.accounts[account], res, c)
+        if refusal is not None:
+            return refusal
+        return self._submit(batch, mb, cmd, res, c)
+
+    def _submit(
+        self, batch: Batch, mb: MarketBook, cmd: PlaceOrder, res: spot.Reservation, c: dict
+    ) -> dict:
         self._next_id += 1
         self.per_unit[cmd.order_id] = res.per_unit
         pending = {cmd.order_id: (res, c)}
@@ -451,6 +477,44 @@ class EngineCore:
         if rejected is not None:
             return rejected
         return ok(order_json(self.orders[cmd.order_id], mb.market))
+
+    def _fund(self, batch: Batch, acct: Account, res: spot.Reservation, c: dict) -> dict | None:
+        """Make sure the order's reservation is covered: by available holdings, then by
+        redeeming a lend (autoLendRedeem, or an autoLend account), then, for a
+        spot-margin order (autoBorrow), by a borrow the pool can supply and the account's
+        margin carries (borrowed when it trades: lending.services.reconcile)."""
+        shortfall = res.amount - batch.available(acct.pk, res.asset)
+        if shortfall <= 0:
+            return None
+        if c.get("autoLendRedeem") or acct.auto_lend:
+            redeemed = lending.redeem_for_order(acct, res.asset, shortfall)
+            if redeemed:
+                batch.change(acct.pk, res.asset, amount=redeemed)
+                book = batch.books.get(acct.pk) or lending.lending_account(acct).pk
+                batch.change(book, res.asset, amount=-redeemed)
+                shortfall -= redeemed
+        if shortfall <= 0:
+            return None
+        if not c.get("autoBorrow"):
+            available = batch.available(acct.pk, res.asset)
+            return error(
+                "INSUFFICIENT_FUNDS",
+                f"Order needs {dec(res.amount)} {res.asset}, available {dec(available)}",
+            )
+        if not lending.can_supply(res.asset, shortfall):
+            return error(
+                "INSUFFICIENT_SUPPLY", f"The {res.asset} market cannot lend {dec(shortfall)}"
+            )
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        lent: dict[str, Decimal] = {}
+        book = batch.books.get(acct.pk)
+        for (owner, asset), (amount, _) in batch.view.items():
+            if owner == acct.pk:
+                net[asset] += amount
+            elif owner == book:
+                net[asset] += amount
+                lent[asset] = max(amount, Decimal(0))
+        return margin.check_order_borrow(acct, net, lent, res.asset, shortfall)
 
     def _worst_price(
         self,
@@ -603,30 +667,45 @@ class EngineCore:
         quote_amt = spot.fill_quote(price, qty, mb.quote_decimals)
         taker, maker = self.orders[f.taker_order_id], self.orders[f.maker_order_id]
         buyer, seller = (taker, maker) if f.taker_side is Side.BID else (maker, taker)
-        buyer_fee = spot.fee(
-            qty, self._fee_bps(buyer.account_id, buyer is taker, market), mb.base_decimals
-        )
-        seller_fee = spot.fee(
-            quote_amt, self._fee_bps(seller.account_id, seller is taker, market), mb.quote_decimals
-        )
-        accounts = {
-            a.pk: a
-            for a in (batch.accounts.get(buyer.account_id), batch.accounts.get(seller.account_id))
-            if a
-        }
-        buyer_acct = accounts.get(buyer.account_id) or Account(pk=buyer.account_id)
-        seller_acct = accounts.get(seller.account_id) or Account(pk=seller.account_id)
-        fees_acct = self._fees_account()
-        legs = [
-            (buyer_acct, base, qty - buyer_fee),
-            (buyer_acct, quote, -quote_amt),
-            (seller_acct, base, -qty),
-            (seller_acct, quote, quote_amt - seller_fee),
-            (fees_acct, base, buyer_fee),
-            (fees_acct, quote, seller_fee),
-        ]
+        if market.is_perp:  # fees in USDC on the notional, PnL through pnl_pool
+            buyer_fee = spot.fee(
+                quote_amt,
+                self._fee_bps(buyer.account_id, buyer is taker, market),
+                mb.quote_decimals,
+            )
+            seller_fee = spot.fee(
+                quote_amt,
+                self._fee_bps(seller.account_id, seller is taker, market),
+                mb.quote_decimals,
+            )
+            legs, total_fees = self.perps.settle(
+                mb, buyer.account_id, seller.account_id, buyer_fee, seller_fee, price, qty
+            )
+            if total_fees:
+                legs.append((self._fees_account(), quote, total_fees))
+            base = quote  # both fees are in the quote asset
+        else:
+            buyer_fee = spot.fee(
+                qty, self._fee_bps(buyer.account_id, buyer is taker, market), mb.base_decimals
+            )
+            seller_fee = spot.fee(
+                quote_amt,
+                self._fee_bps(seller.account_id, seller is taker, market),
+                mb.quote_decimals,
+            )
+            buyer_acct, seller_acct = Account(pk=buyer.account_id), Account(pk=seller.account_id)
+            fees_acct = self._fees_account()
+            legs = [
+                (buyer_acct, base, qty - buyer_fee),
+                (buyer_acct, quote, -quote_amt),
+                (seller_acct, base, -qty),
+                (seller_acct, quote, quote_amt - seller_fee),
+                (fees_acct, base, buyer_fee),
+                (fees_acct, quote, seller_fee),
+            ]
         for acct, asset, amount in legs:
             batch.change(acct.pk, asset, amount=amount)
+        batch.touched.update((buyer.account_id, seller.account_id))
         for order, spent in ((buyer, quote_amt), (seller, qty)):
             per_unit = self.per_unit.get(order.id)
             release = spent if per_unit is None else per_unit * qty
@@ -705,7 +784,9 @@ class EngineCore:
                 if i in self.orders
             ),
         )
+        self.perps.flush()
         entries = post_entries(batch.entries, batch.locked)
+        lending.reconcile(batch.touched)
         trades = []
         for trade, index in batch.trades:
             trade.entry_id = entries[index].id

@@ -167,13 +167,6 @@ def test_zero_fee_market_charges_nothing():
     assert (balance(a, "USDC"), balance(b, "USDT")) == (D("50"), D("50"))
 
 
-def test_perp_markets_wait_for_the_perps_release():
-    alice = user_account("alice", USDC="1000")
-    with pytest.raises(ExchangeError) as refused:
-        services.place_order(alice, limit("Bid", "10", "1", symbol="SOL_USDC_PERP"))
-    assert refused.value.code == "INVALID_MARKET"
-
-
 def test_open_orders_history_fills_and_klines():
     maker = user_account("maker", USDC="1000")
     taker = user_account("taker", SOL="10")
