@@ -17,6 +17,7 @@ import random
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,13 @@ def workload(count: int, seed: int = 7) -> list[tuple[int, dict]]:
             ticks = 10000 + offset if aggressive else 9999 - offset
         else:
             ticks = 10000 - offset if aggressive else 10001 + offset
-        order = {"symbol": "SOL_USDC", "side": side, "orderType": "Limit",
-                 "price": f"{ticks / 100:.2f}", "quantity": str(rng.randint(1, 20))}
+        order = {
+            "symbol": "SOL_USDC",
+            "side": side,
+            "orderType": "Limit",
+            "price": str(Decimal(ticks).scaleb(-2)),
+            "quantity": str(rng.randint(1, 20)),
+        }
         orders.append((rng.randrange(32), order))
     return orders
 
@@ -79,16 +85,22 @@ def run(batch_size: int, orders: list, clients: int, accounts: list) -> dict:
         t.join()
     elapsed = time.perf_counter() - started
     client.close()
-    return {"orders": len(orders), "seconds": round(elapsed, 3),
-            "orders_per_s": round(len(orders) / elapsed), "failures": len(failures)}
+    return {
+        "orders": len(orders),
+        "seconds": round(elapsed, 3),
+        "orders_per_s": round(len(orders) / elapsed),
+        "failures": len(failures),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = _database(args.database_url, "bench_persist")
     os.environ.pop("REDIS_URL", None)
@@ -116,15 +128,19 @@ def main() -> None:
     batched = run(500, orders, args.clients, accts)
     from accounts.selectors import ledger_report
 
-    print(json.dumps({
-        "bench": "persist",
-        "database": "postgresql",
-        "clients": args.clients,
-        "batching_off": unbatched,
-        "batching_on": batched,
-        "speedup": round(batched["orders_per_s"] / unbatched["orders_per_s"], 2),
-        "ledger_clean": ledger_report().clean,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "persist",
+                "database": "postgresql",
+                "clients": args.clients,
+                "batching_off": unbatched,
+                "batching_on": batched,
+                "speedup": round(batched["orders_per_s"] / unbatched["orders_per_s"], 2),
+                "ledger_clean": ledger_report().clean,
+            }
+        )
+    )
     os._exit(0)  # the engine threads are daemons
 
 

@@ -1,23 +1,30 @@
-"""Admin of the price layer: per-asset price settings are editable (source, volatility,
-manual price, seed); marks, premium samples and price candles are read-only."""
+"""Admin of settlement: positions (read-only: the engine writes them), and the price layer:
+per-asset price settings are editable (source, volatility, manual price, seed); marks,
+premium samples and price candles are read-only."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.admin import ReadOnlyAdmin
 from settlement import services
-from settlement.models import MarkPrice, PremiumSample, PriceKline, PriceSetting
+from settlement.models import MarkPrice, Position, PremiumSample, PriceKline, PriceSetting
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "account",
+        "market",
+        "net_quantity",
+        "net_cost",
+        "realized_pnl",
+        "cumulative_funding",
+        "cumulative_interest",
+        "updated_at",
+    ]
+    list_filter = ["market"]
+    search_fields = ["account__name"]
 
 
 @admin.register(PriceSetting)

@@ -15,3 +15,27 @@ def update_prices() -> dict:
         "marks": {s: str(p) for s, p in tick.marks.items()},
         "premiumSamples": tick.premium_samples,
     }
+
+
+@shared_task(name="settlement.realize_pnl")
+def realize_pnl() -> int:
+    """Every 10 s: autoRealizePnl accounts' unrealized PnL into USDC (in the engine, which
+    owns the positions)."""
+    from trading.commands import unwrap
+    from trading.services import engine_client
+
+    return unwrap(engine_client().call([{"op": "realize_pnl"}])[0])
+
+
+@shared_task(name="settlement.pnl_interest")
+def pnl_interest() -> int:
+    """Each ended hour: interest on the other accounts' unrealized PnL (idempotent per
+    hour in the engine)."""
+    from datetime import UTC, datetime, timedelta
+
+    from trading.commands import unwrap
+    from trading.services import engine_client
+
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    command = {"op": "pnl_interest", "hour": hour.strftime("%Y-%m-%dT%H")}
+    return unwrap(engine_client().call([command])[0])

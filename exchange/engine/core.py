@@ -382,6 +382,10 @@ class EngineCore:
             batch.view[(b.account_id, b.asset_id)] = [b.amount, b.locked]
 
     def _run(self, batch: Batch, command: dict) -> dict:
+        if command.get("op") == "realize_pnl":  # every 10 s: autoRealizePnl accounts
+            return ok(self.perps.realize(self, batch))
+        if command.get("op") == "pnl_interest":  # hourly: the others' unrealized PnL
+            return ok(self.perps.pnl_interest(self, batch, command["hour"]))
         mb = self.markets.get(command.get("symbol", ""))
         if mb is None:
             return error("INVALID_MARKET", f"Market {command.get('symbol')} is not served here")

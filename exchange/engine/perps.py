@@ -13,11 +13,13 @@ from decimal import Decimal
 
 from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.models import Account, Asset
+from exchange.engine.perp_pnl import PnlOverTime
 from settlement import risk
 from settlement.models import Position
 from settlement.pnl import apply_fill
 from trading import spot
 from trading.commands import error
+from trading.models import Market
 
 USDC = "USDC"
 POSITION_FIELDS = (
@@ -30,7 +32,7 @@ POSITION_FIELDS = (
 )
 
 
-class Perps:
+class Perps(PnlOverTime):
     def __init__(self) -> None:
         self.positions: dict[tuple[int, str], Position] = {}
         self.dirty: set[tuple[int, str]] = set()
@@ -48,6 +50,10 @@ class Perps:
             if p.net_quantity:
                 out[symbol][account] = p.net_quantity
         return out
+
+    @staticmethod
+    def marks() -> dict[str, Decimal]:
+        return mark_prices()
 
     def pnl_pool(self) -> Account:
         if self._pnl_pool is None:
@@ -89,7 +95,7 @@ class Perps:
                     symbol=sym,
                     net_quantity=p.net_quantity if p else Decimal(0),
                     net_cost=p.net_cost if p else Decimal(0),
-                    mark_price=marks[mb.market.base_id],
+                    mark_price=marks[sym],
                     imf_function=imf,
                     mmf_function=mmf,
                     open_bid_quantity=bid,
@@ -185,9 +191,15 @@ def _functions(market) -> tuple[risk.SqrtFunction, risk.SqrtFunction]:  # noqa: 
 
 
 def mark_prices() -> dict[str, Decimal]:
-    """Prices of every asset in USDC. Until the mark-price layer lands, a perp's mark is
-    its base asset's index price (settlement/prices.py will refine it)."""
-    return {s: p for s, p in Asset.objects.values_list("symbol", "index_price") if p is not None}
+    """Index prices of the assets (collateral), and under each perp's symbol its mark
+    (settlement's MarkPrice; the base asset's index before the first mark tick)."""
+    prices = {s: p for s, p in Asset.objects.values_list("symbol", "index_price") if p is not None}
+    for symbol, base, mark in Market.objects.filter(market_type=Market.Type.PERP).values_list(
+        "symbol", "base_id", "mark__mark_price"
+    ):
+        if mark is not None or base in prices:
+            prices[symbol] = mark if mark is not None else prices[base]
+    return prices
 
 
 def _balances(batch, account: Account) -> tuple:  # noqa: ANN001

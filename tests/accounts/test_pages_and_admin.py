@@ -73,7 +73,7 @@ def test_settings_faucet_and_withdraw_from_the_account_page(client):
 
 
 def test_every_model_has_an_admin_and_the_ledger_is_read_only(admin_client):
-    for app in ("accounts", "trading", "lending"):
+    for app in ("accounts", "trading", "lending", "settlement"):
         for model in apps.get_app_config(app).get_models():
             assert admin.site.is_registered(model), model
     request = type("R", (), {"user": get_user_model()(is_superuser=True, is_staff=True)})()
