@@ -137,6 +137,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Interest-bearing perps: continuous realization, hourly interest on unrealized PnL.
     "realize-pnl": {"task": "settlement.realize_pnl", "schedule": 10.0},
     "pnl-interest": {"task": "settlement.pnl_interest", "schedule": 60.0},
+    "funding": {"task": "settlement.funding", "schedule": 60.0},
     # Index per asset, premium sample and mark per perp, index/mark klines: every second.
     "update-prices": {"task": "settlement.update_prices", "schedule": 1.0},
 }

@@ -180,3 +180,43 @@ class PriceKline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id or self.market_id} {self.price_type} {self.interval} {self.start}"
+
+
+# Funding -----------------------------------------------------------------------------
+
+
+class FundingRate(models.Model):
+    """A perp market's funding rate for the interval ending at interval_end."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="funding_rates")
+    interval_end = models.DateTimeField()
+    rate = models.DecimalField(max_digits=24, decimal_places=12)
+    mark_price = models.DecimalField(**AMOUNT)
+    average_premium = models.DecimalField(max_digits=24, decimal_places=18, default=Decimal(0))
+    paid = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["market", "-interval_end"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval_end"], name="one_rate_per_interval")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.interval_end:%Y-%m-%d %H}:00 {self.rate}"
+
+
+class FundingPayment(models.Model):
+    """One account's funding for one interval (+ received, - paid), in USDC."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="funding")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    interval_end = models.DateTimeField()
+    rate = models.DecimalField(max_digits=24, decimal_places=12)
+    quantity = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        ordering = ["-interval_end", "account"]
+        indexes = [models.Index(fields=["account", "-interval_end"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.market_id} {self.quantity}"

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.bulk import update_rows
 from accounts.models import Asset
 from settlement import prices, sources
-from settlement.models import MarkPrice, PremiumSample, PriceKline, PriceSetting
+from settlement.models import FundingRate, MarkPrice, PremiumSample, PriceKline, PriceSetting
 from trading import klines as kl
 from trading.models import Market
 
@@ -277,3 +277,42 @@ def average_premium(market: Market | str, start: datetime, end: datetime) -> Dec
     if not values:
         return None
     return (sum(values, prices.ZERO) / len(values)).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
+
+
+# Funding ---------------------------------------------------------------------------
+
+
+def run_funding(now: datetime | None = None) -> int:
+    """On the hour: fix each perp market's rate for the interval that just ended (from
+    its premium samples), then have the engine pay it (the engine owns the positions).
+    A rate not yet paid is sent again on the next run; payment is once per interval."""
+    from settlement import funding
+    from trading.commands import unwrap
+    from trading.services import engine_client
+
+    end = (now or timezone.now()).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    for market in Market.objects.filter(market_type=Market.Type.PERP):
+        if FundingRate.objects.filter(market=market, interval_end=end).exists():
+            continue
+        premium = average_premium(market, end - timedelta(hours=1), end) or Decimal(0)
+        mark = MarkPrice.objects.filter(market=market).values_list("mark_price", flat=True).first()
+        mark = mark if mark is not None else market.base.index_price
+        if mark is None:
+            continue
+        rate = funding.funding_rate(
+            premium, market.funding_rate_lower_bound_bps, market.funding_rate_upper_bound_bps
+        )
+        FundingRate.objects.create(
+            market=market, interval_end=end, rate=rate, mark_price=mark, average_premium=premium
+        )
+    paid = 0
+    for row in FundingRate.objects.filter(paid=False).order_by("interval_end"):
+        command = {
+            "op": "funding",
+            "symbol": row.market_id,
+            "hour": row.interval_end.isoformat(),
+            "rate": str(row.rate),
+            "mark": str(row.mark_price),
+        }
+        paid += unwrap(engine_client().call([command])[0])
+    return paid

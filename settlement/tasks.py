@@ -39,3 +39,11 @@ def pnl_interest() -> int:
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     command = {"op": "pnl_interest", "hour": hour.strftime("%Y-%m-%dT%H")}
     return unwrap(engine_client().call([command])[0])
+
+
+@shared_task(name="settlement.funding")
+def funding() -> int:
+    """On the hour: fix each perp market's funding rate and have the engine pay it."""
+    from settlement import services
+
+    return services.run_funding()

@@ -386,6 +386,8 @@ class EngineCore:
             return ok(self.perps.realize(self, batch))
         if command.get("op") == "pnl_interest":  # hourly: the others' unrealized PnL
             return ok(self.perps.pnl_interest(self, batch, command["hour"]))
+        if command.get("op") == "funding":  # hourly, per perp market
+            return ok(self.perps.funding(self, batch, command))
         mb = self.markets.get(command.get("symbol", ""))
         if mb is None:
             return error("INVALID_MARKET", f"Market {command.get('symbol')} is not served here")

@@ -2,6 +2,7 @@
 and the hourly interest on unrealized PnL (interest-bearing perps). A mixin of Perps:
 positions live in the engine's memory, so these run as engine commands."""
 
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from accounts.models import Account, LedgerEntry
@@ -88,3 +89,52 @@ class PnlOverTime:
                 )
             )
         return len(legs) - 1 if legs else 0
+
+    def funding(self, core, batch, command: dict) -> int:  # noqa: ANN001
+        """One interval's funding of one market: longs pay shorts at a positive rate,
+        zero-sum, the rounding residual to the insurance fund; once per (market, hour)."""
+        from settlement import funding
+        from settlement.models import FundingPayment, FundingRate
+
+        symbol, hour = command["symbol"], command["hour"]
+        reference = f"funding:{symbol}:{hour}"
+        if LedgerEntry.objects.filter(reference=reference).exists():
+            return 0
+        rate, mark = Decimal(command["rate"]), Decimal(command["mark"])
+        held = {
+            a: p.net_quantity
+            for (a, s), p in self.positions.items()
+            if s == symbol and p.net_quantity
+        }
+        paid, residual = funding.payments(held, mark, rate, 6)
+        legs = [(Account(pk=a), USDC, q) for a, q in sorted(paid.items())]
+        interval_end = datetime.fromisoformat(hour)
+        rows = []
+        for account_id, amount in paid.items():
+            p = self.positions[(account_id, symbol)]
+            p.cumulative_funding += amount
+            self.dirty.add((account_id, symbol))
+            batch.touched.add(account_id)
+            rows.append(
+                FundingPayment(
+                    account_id=account_id,
+                    market_id=symbol,
+                    interval_end=interval_end,
+                    rate=rate,
+                    quantity=amount,
+                )
+            )
+        if legs:
+            if residual:
+                legs.append((Account.objects.get(name=Account.INSURANCE_FUND), USDC, residual))
+            batch.entries.append(
+                EntrySpec(
+                    LedgerEntry.Kind.FUNDING,
+                    legs,
+                    memo=f"funding {symbol} {rate}",
+                    reference=reference,
+                )
+            )
+            FundingPayment.objects.bulk_create(rows)
+        FundingRate.objects.filter(market_id=symbol, interval_end=interval_end).update(paid=True)
+        return len(rows)
