@@ -15,6 +15,7 @@ class PeriodicJobs(threading.Thread):
     def __init__(self, app: Celery, schedule: dict) -> None:
         super().__init__(name="periodic-jobs", daemon=True)
         self.app = app
+        app.loader.import_default_modules()  # every app's tasks.py (autodiscovery)
         self.entries = {
             name: (entry["task"], maybe_schedule(entry["schedule"], app=app), entry)
             for name, entry in schedule.items()

@@ -32,5 +32,16 @@ class Command(BaseCommand):
             self.stdout.write("embedded: periodic jobs run in this process")
         self.stdout.write(f"serving http://{opts['host']}:{opts['port']}/")
         CommandLineInterface().run(
-            ["-b", str(opts["host"]), "-p", str(opts["port"]), "exchange.asgi:application"]
+            # Backpack pings every 60 s and drops a client silent for 120 s.
+            [
+                "-b",
+                str(opts["host"]),
+                "-p",
+                str(opts["port"]),
+                "--ping-interval",
+                "60",
+                "--ping-timeout",
+                "120",
+                "exchange.asgi:application",
+            ]
         )
