@@ -405,8 +405,12 @@ def reconcile(account_ids: Iterable[int]) -> int:
         available = row.amount - row.locked
         book = books.get(account.pk)
         pos = positions.get((book.pk, symbol), Decimal(0)) if book else Decimal(0)
-        if row.amount < 0:
-            quantity, event, source = -row.amount, Movement.Event.BORROW, "SpotMargin"
+        if row.amount < 0:  # what is owed comes out of a lend first, then is borrowed
+            quantity = -row.amount
+            if pos >= quantity:
+                event, source = Movement.Event.LEND_REDEEM, "Reconciliation"
+            else:
+                event, source = Movement.Event.BORROW, "SpotMargin"
         elif pool and account.auto_repay_borrows and pos < 0 and available > 0:
             quantity, event, source = (
                 min(available, -pos),
@@ -425,7 +429,7 @@ def reconcile(account_ids: Iterable[int]) -> int:
             continue
         book = book or lending_account(account)
         books[account.pk] = book
-        sign = -1 if event == Movement.Event.BORROW else 1
+        sign = -1 if event in (Movement.Event.BORROW, Movement.Event.LEND_REDEEM) else 1
         specs.append(
             ledger.EntrySpec(
                 LedgerEntry.Kind.LENDING,
@@ -437,9 +441,10 @@ def reconcile(account_ids: Iterable[int]) -> int:
     if not specs:
         return 0
     entries = ledger.post_entries(specs)
-    for account, symbol, event, _, quantity, _ in moves:
-        if event == Movement.Event.BORROW:  # a new borrow pays interest to the next hour
-            _charge_entry_fee(books[account.pk], pools[symbol], quantity, *totals(symbol))
+    for account, symbol, event, _, quantity, position_after in moves:
+        borrowed = quantity - max(position_after + quantity, Decimal(0))
+        if event == Movement.Event.BORROW and borrowed > 0:  # pays interest to the next hour
+            _charge_entry_fee(books[account.pk], pools[symbol], borrowed, *totals(symbol))
     Movement.objects.bulk_create(
         Movement(
             account=a,

@@ -127,3 +127,29 @@ def test_an_autolend_account_can_still_trade_its_lent_funds():
     assert lending.position(alice, "USDC") == D("600") - D("0.6")
     assert lending.position(alice, "SOL") == D("6")
     assert_ledger_clean()
+
+
+def test_a_shortfall_is_taken_from_the_accounts_own_lend_before_borrowing():
+    alice = user_account("alice", SOL="100")
+    lending.execute(alice, "SOL", "Lend", D("100"))
+    bob = user_account("bob", USDC="5000", SOL="20")
+    lending.execute(bob, "SOL", "Lend", D("20"))
+    carol = user_account("carol", USDC="100000")
+    sell(bob, "5", autoBorrow=True, autoLendRedeem=False)
+    trading.place_order(
+        carol,
+        {
+            "symbol": "SOL_USDC",
+            "side": "Bid",
+            "orderType": "Limit",
+            "price": "150",
+            "quantity": "5",
+        },
+    )
+    # Bob's 5 SOL came out of his own 20 SOL lend: no borrow, no entry fee.
+    assert lending.position(bob, "SOL") == D("15")
+    assert Movement.objects.filter(
+        account=bob, event_type="LendRedeem", source="Reconciliation"
+    ).exists()
+    assert not Movement.objects.filter(account=bob, event_type="Borrow").exists()
+    assert_ledger_clean()
