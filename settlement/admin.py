@@ -8,7 +8,15 @@ from django.http import HttpRequest
 
 from accounts.admin import ReadOnlyAdmin
 from settlement import services
-from settlement.models import MarkPrice, Position, PremiumSample, PriceKline, PriceSetting
+from settlement.models import (
+    FundingPayment,
+    FundingRate,
+    MarkPrice,
+    Position,
+    PremiumSample,
+    PriceKline,
+    PriceSetting,
+)
 
 
 @admin.register(Position)
@@ -103,3 +111,16 @@ class PriceKlineAdmin(ReadOnlyAdmin):
         "close",
     ]
     list_filter = ["price_type", "interval", "asset", "market"]
+
+
+@admin.register(FundingRate)
+class FundingRateAdmin(ReadOnlyAdmin):
+    list_display = ["market", "interval_end", "rate", "mark_price", "average_premium", "paid"]
+    list_filter = ["market", "paid"]
+
+
+@admin.register(FundingPayment)
+class FundingPaymentAdmin(ReadOnlyAdmin):
+    list_display = ["account", "market", "interval_end", "rate", "quantity"]
+    list_filter = ["market"]
+    search_fields = ["account__name"]
