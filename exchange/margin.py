@@ -4,41 +4,9 @@ later perp positions): the composition root builds settlement.risk's inputs."""
 from decimal import Decimal
 
 from accounts.errors import ExchangeError
-from accounts.models import Account, Asset, Balance
+from accounts.models import Account
 from settlement import risk
-
-
-def account_risk_input(account: Account, extra_borrow: dict[str, Decimal] | None = None):  # noqa: ANN201
-    """The account's assets as settlement.risk sees them: net quantity = holdings +
-    position (negative = borrowed), lent part, and borrows about to be made."""
-    net: dict[str, Decimal] = {}
-    lent: dict[str, Decimal] = {}
-    rows = Balance.objects.filter(account__in=[account.pk, *_book(account)])
-    for account_id, symbol, amount in rows.values_list("account_id", "asset_id", "amount"):
-        net[symbol] = net.get(symbol, Decimal(0)) + amount
-        if account_id != account.pk and amount > 0:
-            lent[symbol] = amount
-    extra_borrow = extra_borrow or {}
-    symbols = set(net) | set(extra_borrow)
-    balances = tuple(
-        risk.AssetBalance(
-            symbol=s,
-            quantity=net.get(s, Decimal(0)),
-            lend_quantity=lent.get(s, Decimal(0)),
-            open_borrow_quantity=extra_borrow.get(s, Decimal(0)),
-        )
-        for s in sorted(symbols)
-    )
-    return risk.AccountRiskInput(balances=balances, leverage_limit=account.leverage_limit)
-
-
-def _book(account: Account) -> list[int]:
-    return list(Account.objects.filter(owner=account).values_list("pk", flat=True))
-
-
-def market_data() -> risk.MarketRiskData:
-    prices = {s: p for s, p in Asset.objects.values_list("symbol", "index_price") if p is not None}
-    return risk.MarketRiskData(index_prices=prices)
+from settlement.selectors import account_risk_input, market_data
 
 
 def check_borrow(account: Account, symbol: str, quantity: Decimal) -> None:

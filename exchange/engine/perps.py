@@ -12,14 +12,15 @@ from collections import defaultdict
 from decimal import Decimal
 
 from accounts.bulk import allocate_ids, insert_rows, update_rows
-from accounts.models import Account, Asset
+from accounts.models import Account
 from exchange.engine.perp_pnl import PnlOverTime
 from settlement import risk
 from settlement.models import Position
 from settlement.pnl import apply_fill
+from settlement.selectors import margin_functions as _functions
+from settlement.selectors import mark_prices
 from trading import spot
 from trading.commands import error
-from trading.models import Market
 
 USDC = "USDC"
 POSITION_FIELDS = (
@@ -181,25 +182,6 @@ def _now():  # noqa: ANN202
 
 def _fmt(value: Decimal | None) -> str:
     return "none" if value is None else f"{value:.4f}"
-
-
-def _functions(market) -> tuple[risk.SqrtFunction, risk.SqrtFunction]:  # noqa: ANN001
-    return (
-        risk.SqrtFunction(market.imf_base, market.imf_factor),
-        risk.SqrtFunction(market.mmf_base, market.mmf_factor),
-    )
-
-
-def mark_prices() -> dict[str, Decimal]:
-    """Index prices of the assets (collateral), and under each perp's symbol its mark
-    (settlement's MarkPrice; the base asset's index before the first mark tick)."""
-    prices = {s: p for s, p in Asset.objects.values_list("symbol", "index_price") if p is not None}
-    for symbol, base, mark in Market.objects.filter(market_type=Market.Type.PERP).values_list(
-        "symbol", "base_id", "mark__mark_price"
-    ):
-        if mark is not None or base in prices:
-            prices[symbol] = mark if mark is not None else prices[base]
-    return prices
 
 
 def _balances(batch, account: Account) -> tuple:  # noqa: ANN001
