@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("trading.api.urls")),
     path("", include("lending.api.urls")),
+    path("", include("settlement.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

@@ -211,10 +211,18 @@ class KlinesView(PublicView):
         end = _integer(params, "endTime", low=0)
         price_type = _choice(params, "priceType", KLINE_PRICE_TYPES, "Last")
         if price_type != "Last":
-            # Index and mark price candles come with the perps release (index and mark
-            # prices live in settlement); until then there are none to answer.
-            selectors.market_detail(symbol)
-            return Response([])
+            # Index and mark candles live in settlement (its price layer).
+            from settlement.selectors import price_klines
+
+            return Response(
+                price_klines(
+                    symbol,
+                    interval,
+                    price_type,
+                    datetime.fromtimestamp(start, UTC),
+                    None if end is None else datetime.fromtimestamp(end, UTC),
+                )
+            )
         return Response(
             selectors.klines(
                 symbol,
