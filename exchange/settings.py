@@ -6,6 +6,7 @@ the Redis channel layer and a Redis Celery broker.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "trading",
     "lending",
     "settlement",
+    "ui",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +142,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "funding": {"task": "settlement.funding", "schedule": 60.0},
     # Index per asset, premium sample and mark per perp, index/mark klines: every second.
     "update-prices": {"task": "settlement.update_prices", "schedule": 1.0},
+    # A living demo market (trading/demo.py): quotes around the index and a little taker flow.
+    "demo-market-makers": {"task": "trading.demo_market_makers", "schedule": 3.0},
 }
+# On in the embedded default, off under pytest (tests that want it set the variable).
+DEMO_MARKET_MAKERS = env_bool("DEMO_MARKET_MAKERS", "pytest" not in sys.modules)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
