@@ -21,8 +21,15 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.run-deps
-install-test: $(VENV)/.test-deps
+# Front-end libraries: pinned in package-lock.json, installed by npm, served from static/vendor.
+VENDOR := static/vendor/lightweight-charts.mjs
+$(VENDOR): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	mkdir -p static/vendor
+	cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.mjs $@
+
+install: $(VENV)/.run-deps $(VENDOR)
+install-test: $(VENV)/.test-deps $(VENDOR)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
