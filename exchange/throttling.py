@@ -1,0 +1,130 @@
+"""Rate limits of the API: per API key (signed requests) and per client IP (every request).
+
+Limits come from `settings.RATE_LIMITS` ("<n>/s", "<n>/m", "<n>/h", "<n>/d"; None or ""
+turns a limit off). Counts live in the Django cache: Redis with REDIS_URL, so that every web
+worker shares them. Each limit is a sliding window approximated from two fixed windows
+(this window's count plus the previous window's, weighted by how much of it still overlaps),
+counted with the cache's atomic `incr`; a refused request is taken back out of the count,
+so a refused request costs the client nothing and changes nothing. A refused request raises
+DRF's `Throttled`: HTTP 429, `{"code": "TOO_MANY_REQUESTS", ...}` and a Retry-After header.
+"""
+
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.cache import caches
+from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:  # rest_framework.views imports this module (DEFAULT_THROTTLE_CLASSES)
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str | None) -> tuple[int, int] | None:
+    """'50/s' -> (50, 1); '600/m' or '600/minute' -> (600, 60); None or '' -> None."""
+    if not rate:
+        return None
+    count, _, period = str(rate).strip().partition("/")
+    period = period.strip().lower()
+    seconds = _PERIODS.get(period[:1]) if period else None
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"rate limit {rate!r}: expected '<requests>/<s|m|h|d>'")
+    return int(count), seconds
+
+
+def client_ip(request: "Request") -> str:
+    """The client's address: REMOTE_ADDR, or with RATE_LIMITS['TRUSTED_PROXIES'] = n (n
+    proxies in front of us, each appending to X-Forwarded-For) the n-th address from the
+    right of X-Forwarded-For. A client-supplied X-Forwarded-For is never trusted otherwise."""
+    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    proxies = int(_limits().get("TRUSTED_PROXIES") or 0)
+    forwarded = request.headers.get("X-Forwarded-For")
+    if proxies <= 0 or not forwarded:
+        return remote
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    return hops[-min(proxies, len(hops))] if hops else remote
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _limits() -> dict:
+    return getattr(settings, "RATE_LIMITS", {}) or {}
+
+
+class WindowThrottle(BaseThrottle):
+    """A sliding-window request limit; subclasses name the limit and the client."""
+
+    setting = ""  # the RATE_LIMITS entry holding the rate
+    scope = ""  # the cache key's namespace
+
+    def ident(self, request: "Request") -> str | None:
+        """Who is counted; None: this throttle does not apply to the request."""
+        raise NotImplementedError
+
+    def allow_request(self, request: "Request", view: "APIView") -> bool:
+        self._wait = None
+        rate = parse_rate(_limits().get(self.setting))
+        if rate is None:
+            return True
+        who = self.ident(request)
+        if who is None:
+            return True
+        limit, period = rate
+        cache = caches[_limits().get("CACHE", "default")]
+        now = _now()
+        window = int(now // period)
+        start = window * period
+        prefix = f"ratelimit:{self.scope}:{who}:{period}"
+        key = f"{prefix}:{window}"
+        previous = cache.get(f"{prefix}:{window - 1}") or 0
+        cache.add(key, 0, timeout=2 * period + 1)
+        try:
+            current = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=2 * period + 1)
+            current = 1
+        if current + previous * (1 - (now - start) / period) <= limit:
+            return True
+        cache.decr(key)  # a refused request does not count
+        self._wait = max(self._free_at(limit, period, start, current, previous) - now, 0.001)
+        return False
+
+    @staticmethod
+    def _free_at(limit: int, period: int, start: float, current: int, previous: int) -> float:
+        """When this refused request would pass if the client sent nothing else."""
+        if current <= limit and previous:
+            # This window has room: the previous window's weight has to decay.
+            return start + period * (1 - (limit - current) / previous)
+        # This window is full: into the next one, while this window's count decays.
+        accepted = current - 1
+        return start + period * (2 - (limit - 1) / accepted if accepted else 1)
+
+    def wait(self) -> float | None:
+        return self._wait
+
+
+class ApiKeyRateThrottle(WindowThrottle):
+    """Signed requests, counted per API key (RATE_LIMITS['PER_KEY'])."""
+
+    setting = "PER_KEY"
+    scope = "key"
+
+    def ident(self, request: "Request") -> str | None:
+        key = getattr(request, "auth", None)
+        public_key = getattr(key, "public_key", None)
+        return str(public_key) if public_key else None
+
+
+class IpRateThrottle(WindowThrottle):
+    """Every request, counted per client IP (RATE_LIMITS['PER_IP'])."""
+
+    setting = "PER_IP"
+    scope = "ip"
+
+    def ident(self, request: "Request") -> str | None:
+        return client_ip(request)
