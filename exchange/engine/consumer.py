@@ -5,9 +5,14 @@ Commands arrive on the channel layer as {"type": "engine.command", "commands": [
 whatever is queued (up to ENGINE_BATCH_SIZE commands) as one batch, processes it in one
 database transaction, then answers every caller. A command whose caller has given up
 (deadline passed) is not executed.
+
+Sharding: ENGINE_SHARDS maps a worker's channel to the markets it owns; the client sends
+each command to the channel of its symbol (ENGINE_CHANNEL for other markets and for
+commands without a symbol, such as the perps' realize_pnl: perps belong to that shard).
 """
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -16,6 +21,8 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.consumer import AsyncConsumer
 from channels.layers import channel_layers
 from django.conf import settings
+from django.db import close_old_connections
+from redis.exceptions import RedisError
 
 from accounts.errors import ExchangeError
 from exchange.engine.core import EngineCore
@@ -23,10 +30,44 @@ from exchange.streams.hub import Hub
 from exchange.streams.publisher import engine_core
 from trading.commands import error
 
+log = logging.getLogger(__name__)
+
+
+def shard_channel(symbol: str | None) -> str:
+    """The channel of the engine worker that owns `symbol`."""
+    for channel, symbols in settings.ENGINE_SHARDS.items():
+        if symbol in symbols:
+            return channel
+    return settings.ENGINE_CHANNEL
+
+
+def owned_markets() -> list[str] | None:
+    """The markets of this worker: ENGINE_MARKETS, else its ENGINE_SHARDS entry, else every
+    market no other shard names (None: all of them)."""
+    if settings.ENGINE_MARKETS:
+        return settings.ENGINE_MARKETS
+    shards = settings.ENGINE_SHARDS
+    if shards.get(settings.ENGINE_CHANNEL):
+        return list(shards[settings.ENGINE_CHANNEL])
+    others = {s for ch, syms in shards.items() if ch != settings.ENGINE_CHANNEL for s in syms}
+    if not others:
+        return None
+    from trading.models import Market
+
+    return [m for m in Market.objects.values_list("symbol", flat=True) if m not in others]
+
 
 class EngineConsumer(AsyncConsumer):
     core: EngineCore | None = None
     pending: asyncio.Queue | None = None
+    stale = False  # a batch failed outside the core's own recovery: rebuild first
+
+    def _process(self, commands: list[dict]) -> list[dict]:
+        close_old_connections()  # drop a connection the database closed
+        if self.stale:
+            self.core.start()
+            self.stale = False
+        return self.core.process(commands)
 
     async def engine_command(self, message: dict) -> None:
         if self.pending is None:
@@ -37,7 +78,8 @@ class EngineConsumer(AsyncConsumer):
     async def _serve(self) -> None:
         # Stream updates go out through this worker's loop and (Redis) channel layer.
         hub = Hub(asyncio.get_running_loop(), self.channel_layer)
-        self.core = engine_core(settings.ENGINE_MARKETS or None, hub=hub)
+        symbols = await sync_to_async(owned_markets, thread_sensitive=True)()
+        self.core = engine_core(symbols, hub=hub)
         await sync_to_async(self.core.start, thread_sensitive=True)()
         limit = settings.ENGINE_BATCH_SIZE
         while True:
@@ -49,7 +91,13 @@ class EngineConsumer(AsyncConsumer):
             now = time.time()
             live = [m for m in messages if m.get("deadline", now + 1) > now]
             commands = [c for m in live for c in m["commands"]]
-            results = await sync_to_async(self.core.process, thread_sensitive=True)(commands)
+            try:
+                results = await sync_to_async(self._process, thread_sensitive=True)(commands)
+            except Exception:  # noqa: BLE001 - e.g. the database went away mid-recovery
+                log.exception("engine: batch failed; the books are rebuilt before the next one")
+                self.stale = True
+                results = [error("SERVER_ERROR", "The engine could not commit; nothing was done")]
+                results *= len(commands)
             start = 0
             for m in messages:
                 if m in live:
@@ -59,9 +107,12 @@ class EngineConsumer(AsyncConsumer):
                     answer = [error("TIMEOUT", "Expired before the engine reached it")] * len(
                         m["commands"]
                     )
-                await self.channel_layer.send(
-                    m["reply_to"], {"type": "engine.result", "results": answer}
-                )
+                try:
+                    await self.channel_layer.send(
+                        m["reply_to"], {"type": "engine.result", "results": answer}
+                    )
+                except Exception:  # noqa: BLE001 - the caller times out; keep serving
+                    log.exception("engine: could not answer %s", m["reply_to"])
 
 
 class ChannelEngineClient:
@@ -79,21 +130,39 @@ class ChannelEngineClient:
         return async_to_sync(self._call)(self.local.layer, commands)
 
     async def _call(self, layer, commands: list[dict]) -> list[dict]:  # noqa: ANN001
-        reply = await layer.new_channel("engine-reply")
         timeout = settings.ENGINE_TIMEOUT_SECONDS
-        await layer.send(
-            settings.ENGINE_CHANNEL,
-            {
-                "type": "engine.command",
-                "commands": commands,
-                "reply_to": reply,
-                "deadline": time.time() + timeout,
-            },
-        )
+        deadline = time.time() + timeout
+        groups: dict[str, list[int]] = {}
+        for i, command in enumerate(commands):
+            groups.setdefault(shard_channel(command.get("symbol")), []).append(i)
+        if not groups:  # an empty call (a ping): the default shard
+            groups[settings.ENGINE_CHANNEL] = []
         try:
-            message = await asyncio.wait_for(layer.receive(reply), timeout)
+            replies = {}
+            for channel, indices in groups.items():
+                replies[channel] = await layer.new_channel("engine-reply")
+                await layer.send(
+                    channel,
+                    {
+                        "type": "engine.command",
+                        "commands": [commands[i] for i in indices],
+                        "reply_to": replies[channel],
+                        "deadline": deadline,
+                    },
+                )
+            answers = await asyncio.wait_for(
+                asyncio.gather(*(layer.receive(r) for r in replies.values())), timeout
+            )
         except TimeoutError:
             raise ExchangeError(
                 "TIMEOUT", "The engine did not answer in time", status=503
             ) from None
-        return message["results"]
+        except (OSError, ConnectionError, RedisError) as exc:
+            raise ExchangeError(
+                "SERVER_ERROR", f"The engine is unreachable: {exc}", status=503
+            ) from None
+        results: list[dict] = [{}] * len(commands)
+        for indices, message in zip(groups.values(), answers, strict=True):
+            for i, result in zip(indices, message["results"], strict=True):
+                results[i] = result
+        return results

@@ -10,6 +10,7 @@ nothing unacknowledged is half-applied.
 """
 
 import gc
+import hashlib
 import json
 import logging
 import time
@@ -355,13 +356,16 @@ class EngineCore:
             return [error("SERVER_ERROR", "The engine could not commit; nothing was done")] * len(
                 commands
             )
-        for symbol in batch.markets:
-            self._cache_depth(self.markets[symbol])
-        if batch.published:
-            # After the depth snapshot (a client seeing update u can fetch a snapshot at
-            # least as new), before the done orders are dropped (the stream publisher
-            # reads their rows, and the batch's trades for fees and timestamps).
-            self.publish(batch)
+        try:  # committed: a cache or stream outage must not turn this into a refusal
+            for symbol in batch.markets:
+                self._cache_depth(self.markets[symbol])
+            if batch.published:
+                # After the depth snapshot (a client seeing update u can fetch a snapshot at
+                # least as new), before the done orders are dropped (the stream publisher
+                # reads their rows, and the batch's trades for fees and timestamps).
+                self.publish(batch)
+        except Exception:
+            log.exception("engine: batch committed, but the depth cache or streams failed")
         for order_id, order in list(self.orders.items()):
             if order.status in DONE:
                 del self.orders[order_id]
@@ -391,6 +395,8 @@ class EngineCore:
         mb = self.markets.get(command.get("symbol", ""))
         if mb is None:
             return error("INVALID_MARKET", f"Market {command.get('symbol')} is not served here")
+        if command.get("op") == "book_digest":  # reconciliation (trading/reconcile.py)
+            return ok(self.book_digest(mb))
         try:
             op = command.get("op")
             if op == "place":
@@ -404,6 +410,22 @@ class EngineCore:
             return error(exc.code, exc.message)
         except PrecisionError as exc:
             return error("INVALID_ORDER", str(exc))
+
+    def book_digest(self, mb: MarketBook) -> dict:
+        """The book's open orders as the engine holds them: [id, remaining quantity] sorted
+        by id (trigger orders with their whole quantity), and a SHA-256 of that list."""
+        scale = mb.scale
+        views = [*mb.book.resting_orders(), *mb.book.pending_triggers()]
+        rows = sorted(
+            (v.order_id, str(scale.lots_to_qty(v.remaining or 0).normalize())) for v in views
+        )
+        text = ";".join(f"{i}:{q}" for i, q in rows)
+        return {
+            "symbol": mb.market.symbol,
+            "sequence": mb.book.sequence,
+            "orders": [list(r) for r in rows],
+            "digest": hashlib.sha256(text.encode()).hexdigest(),
+        }
 
     # -------------------------------------------------------------- place
 
