@@ -174,6 +174,20 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Rate limits (exchange/throttling.py): signed requests per API key, all per client IP.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "exchange.throttling.ApiKeyRateThrottle",
+        "exchange.throttling.IpRateThrottle",
+    ],
+}
+# Requests per second/minute ("50/s", "600/m"; "" turns a limit off), counted in the cache
+# (Redis with REDIS_URL: shared by every web worker). TRUSTED_PROXIES: how many proxies in
+# front of us append to X-Forwarded-For (0: the client IP is REMOTE_ADDR, the header ignored).
+RATE_LIMITS = {
+    "PER_KEY": os.environ.get("RATE_LIMIT_PER_KEY", "50/s"),
+    "PER_IP": os.environ.get("RATE_LIMIT_PER_IP", "100/s"),
+    "TRUSTED_PROXIES": int(os.environ.get("RATE_LIMIT_TRUSTED_PROXIES", "0")),
+    "CACHE": "default",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Exchange API (Backpack-compatible)",
