@@ -140,6 +140,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "realize-pnl": {"task": "settlement.realize_pnl", "schedule": 10.0},
     "pnl-interest": {"task": "settlement.pnl_interest", "schedule": 60.0},
     "funding": {"task": "settlement.funding", "schedule": 60.0},
+    # Liquidation: after each mark update.
+    "liquidate": {"task": "settlement.liquidate", "schedule": 1.0},
     # Index per asset, premium sample and mark per perp, index/mark klines: every second.
     "update-prices": {"task": "settlement.update_prices", "schedule": 1.0},
     # A living demo market (trading/demo.py): quotes around the index and a little taker flow.

@@ -47,3 +47,13 @@ def funding() -> int:
     from settlement import services
 
     return services.run_funding()
+
+
+@shared_task(name="settlement.liquidate")
+def liquidate() -> dict:
+    """Each second (after the mark moves): the engine liquidates accounts under their
+    maintenance margin, step by step."""
+    from trading.commands import unwrap
+    from trading.services import engine_client
+
+    return unwrap(engine_client().call([{"op": "liquidate"}])[0])

@@ -29,6 +29,7 @@ from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
 from accounts.services import EntrySpec, post_entries
 from exchange import margin
+from exchange.engine import liquidation
 from exchange.engine.perps import Perps
 from lending import services as lending
 from trading import spot
@@ -390,6 +391,8 @@ class EngineCore:
             return ok(self.perps.realize(self, batch))
         if command.get("op") == "pnl_interest":  # hourly: the others' unrealized PnL
             return ok(self.perps.pnl_interest(self, batch, command["hour"]))
+        if command.get("op") == "liquidate":  # on every mark update
+            return ok(liquidation.liquidate(self, batch))
         if command.get("op") == "funding":  # hourly, per perp market
             return ok(self.perps.funding(self, batch, command))
         mb = self.markets.get(command.get("symbol", ""))
@@ -429,11 +432,13 @@ class EngineCore:
 
     # -------------------------------------------------------------- place
 
-    def _place(self, batch: Batch, mb: MarketBook, c: dict) -> dict:
+    def _place(self, batch: Batch, mb: MarketBook, c: dict, system: bool = False) -> dict:
+        """Place a client's order (or, with `system`, the liquidator's: it may trade while
+        the account is liquidating)."""
         account = int(c["account"])
         if account not in batch.accounts:
             return error("INVALID_CLIENT_REQUEST", "Unknown account")
-        if batch.accounts[account].liquidating:
+        if batch.accounts[account].liquidating and not system:
             return error("ACCOUNT_LIQUIDATING", "The account is being liquidated")
         if c.get("reduceOnly") and not mb.market.is_perp:
             return error("INVALID_ORDER", "Reduce-only orders are for perpetual markets")
@@ -660,6 +665,7 @@ class EngineCore:
             reduce_only=bool(c.get("reduceOnly")),
             self_trade_prevention=c.get("selfTradePrevention") or "RejectTaker",
             status=Order.Status.TRIGGER_PENDING if is_trigger else Order.Status.NEW,
+            system_order_type=c.get("systemOrderType", ""),
             lock_asset=res.asset,
             lock_remaining=res.amount,
             sequence=e.seq,
@@ -711,6 +717,12 @@ class EngineCore:
             )
             if total_fees:
                 legs.append((self._fees_account(), quote, total_fees))
+            if taker.system_order_type.startswith("Liquidate"):  # 1% to the insurance fund
+                fee = liquidation.liquidation_fee(quote_amt)
+                legs += [
+                    (Account(pk=taker.account_id), quote, -fee),
+                    (self._insurance_account(), quote, fee),
+                ]
             base = quote  # both fees are in the quote asset
         else:
             buyer_fee = spot.fee(
@@ -775,6 +787,11 @@ class EngineCore:
         batch.trades.append((trade, entry_index))
 
     # -------------------------------------------------------------- fees
+
+    def _insurance_account(self) -> Account:
+        if not hasattr(self, "_insurance_acct"):
+            self._insurance_acct = Account.objects.get(name=Account.INSURANCE_FUND)
+        return self._insurance_acct
 
     def _fees_account(self) -> Account:
         if not hasattr(self, "_fees_acct"):
