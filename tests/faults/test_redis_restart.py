@@ -1,0 +1,60 @@
+"""Restart the Redis server between the web side and the engine (a server of the test's
+own): callers get SERVER_ERROR or TIMEOUT while it is down, the engine worker comes back
+with it, and nothing acknowledged is lost."""
+
+import signal
+import time
+
+import pytest
+
+from tests.builders import user_account
+from tests.processes import (
+    CLEAR_ERRORS,
+    RedisServer,
+    Traders,
+    assert_nothing_lost,
+    kill,
+    start_worker,
+    use_channel_engine,
+    wait_for,
+)
+
+
+@pytest.mark.skipif(not RedisServer.available(), reason="needs the redis-server binary")
+def test_a_redis_restart_gives_clear_errors_then_trading_resumes(settings, tmp_path):
+    redis = RedisServer(tmp_path)
+    redis.start()
+    env = use_channel_engine(settings, redis.url, timeout=2)
+    log = tmp_path / "worker.log"
+    alice = user_account("alice", USDC="1000000")
+    bob = user_account("bob", SOL="10000")
+
+    worker = start_worker(env, log)
+    restarts = 0
+    try:
+        with Traders(alice, bob) as traders:
+            traders.wait_acks(50)
+            redis.stop()
+            before = sum(traders.refused.values())
+            wait_for(lambda: sum(traders.refused.values()) >= before + 4, 30, "refusals")
+            time.sleep(1)
+            redis.start()
+            # A supervisor (bin/run-prod) restarts a worker that exits; so does the test.
+            deadline = time.monotonic() + 40
+            acked = len(traders.acked)
+            while len(traders.acked) < acked + 50 and time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    restarts += 1
+                    worker = start_worker(env, log)
+                time.sleep(0.1)
+            assert len(traders.acked) >= acked + 50, (dict(traders.refused), log.read_text())
+    finally:
+        kill(worker, signal.SIGTERM)
+        redis.stop()
+
+    assert not traders.crashed, traders.crashed
+    assert set(traders.refused) <= CLEAR_ERRORS, dict(traders.refused)
+    assert traders.refused.get("SERVER_ERROR", 0) + traders.refused.get("TIMEOUT", 0) >= 4
+    # The depth cache lived in the restarted Redis: the books are compared by reconciliation.
+    assert_nothing_lost(traders.acked, [alice, bob], depth=False)
+    print(f"worker restarts: {restarts}, refusals: {dict(traders.refused)}")
