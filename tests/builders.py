@@ -63,3 +63,20 @@ class SignedClient:
 
     def get(self, path: str, params: dict | None = None, **over: object):
         return self.request("GET", path, params, **over)
+
+
+def limit_order(
+    account: Account, symbol: str, side: str, price: str, quantity: str, **extra
+) -> dict:
+    """Place a limit order through the trading services (the engine answers)."""
+    from trading import services
+
+    params = {
+        "symbol": symbol,
+        "side": side,
+        "orderType": "Limit",
+        "price": price,
+        "quantity": quantity,
+        **extra,
+    }
+    return services.place_order(account, params)

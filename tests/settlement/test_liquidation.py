@@ -12,7 +12,7 @@ from accounts.errors import ExchangeError
 from accounts.models import Account, Asset
 from settlement import services as settlement
 from settlement.models import FundingPayment, Position, PremiumSample
-from tests.builders import balance, user_account
+from tests.builders import balance, limit_order, user_account
 from trading import services
 from trading.models import Order
 
@@ -21,17 +21,7 @@ PERP = "SOL_USDC_PERP"
 
 
 def order(account, side: str, price: str, quantity: str, **extra) -> dict:
-    return services.place_order(
-        account,
-        {
-            "symbol": PERP,
-            "side": side,
-            "orderType": "Limit",
-            "price": price,
-            "quantity": quantity,
-            **extra,
-        },
-    )
+    return limit_order(account, PERP, side, price, quantity, **extra)
 
 
 def sol_at(price: str) -> None:

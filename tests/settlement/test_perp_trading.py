@@ -10,7 +10,7 @@ from accounts.errors import ExchangeError
 from accounts.models import Account
 from lending import services as lending
 from settlement.models import Position
-from tests.builders import assert_ledger_clean, balance, user_account
+from tests.builders import assert_ledger_clean, balance, limit_order, user_account
 from trading import services
 
 pytestmark = pytest.mark.django_db
@@ -18,17 +18,7 @@ PERP = "SOL_USDC_PERP"
 
 
 def order(account, side: str, price: str, quantity: str, **extra) -> dict:
-    return services.place_order(
-        account,
-        {
-            "symbol": PERP,
-            "side": side,
-            "orderType": "Limit",
-            "price": price,
-            "quantity": quantity,
-            **extra,
-        },
-    )
+    return limit_order(account, PERP, side, price, quantity, **extra)
 
 
 def position(account) -> Position:
