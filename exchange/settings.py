@@ -128,6 +128,8 @@ CELERY_TIMEZONE = "UTC"
 # The beat schedule: each app adds its periodic jobs here (name -> task, schedule seconds).
 CELERY_BEAT_SCHEDULE: dict = {
     "check-ledger": {"task": "accounts.check_ledger", "schedule": 600.0},
+    # Engine books against the database's open orders, and the ledger (trading/reconcile.py).
+    "reconcile": {"task": "trading.reconcile", "schedule": 300.0},
     # Accrues every hour that has ended (on the hour; a missed hour is caught up).
     "accrue-interest": {"task": "lending.accrue_interest", "schedule": 60.0},
     # Stablecoin boost: each ended hour into pending; each ended month paid once.

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounts.admin import ReadOnlyAdmin
-from trading.models import BookState, Kline, Market, Order, Trade
+from trading.models import BookState, Kline, Market, Order, ReconciliationReport, Trade
 
 
 @admin.register(Market)
@@ -60,3 +60,21 @@ class KlineAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_staff
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(ReadOnlyAdmin):
+    """The periodic engine-versus-database and ledger reconciliation (trading/reconcile.py)."""
+
+    list_display = ["created_at", "clean", "books_clean", "ledger_clean", "markets", "open_orders"]
+    list_filter = ["clean", "books_clean", "ledger_clean"]
+    readonly_fields = [
+        "created_at",
+        "clean",
+        "books_clean",
+        "ledger_clean",
+        "markets",
+        "open_orders",
+        "drift",
+        "ledger",
+    ]

@@ -200,3 +200,27 @@ class Kline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market_id} {self.interval} {self.start:%Y-%m-%d %H:%M}"
+
+
+class ReconciliationReport(models.Model):
+    """One run of the periodic reconciliation (trading/reconcile.py): each engine book
+    against the database's open orders, and the ledger check."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    clean = models.BooleanField()
+    books_clean = models.BooleanField()
+    ledger_clean = models.BooleanField()
+    markets = models.PositiveIntegerField(default=0)
+    open_orders = models.PositiveIntegerField(default=0)
+    # {symbol: {"engine_only": [[id, remaining]], "database_only": [...], "remaining":
+    # [[id, engine, database]]} or {"error": "CODE: message"}}; amounts as strings.
+    drift = models.JSONField(default=dict, blank=True)
+    ledger = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return (
+            f"reconciliation {self.created_at:%Y-%m-%d %H:%M:%S} {'OK' if self.clean else 'DRIFT'}"
+        )

@@ -12,3 +12,12 @@ def demo_market_makers() -> int:
     from trading import demo
 
     return demo.run()
+
+
+@shared_task(name="trading.reconcile")
+def reconcile() -> bool:
+    """Engine books against the database's open orders, and the ledger (trading/reconcile.py):
+    stored as a ReconciliationReport, drift logged as an error."""
+    from trading.reconcile import reconcile as run
+
+    return run().clean

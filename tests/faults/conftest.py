@@ -16,8 +16,11 @@ FAULTS = [
 ]
 
 
+QUICK = {"test_reconciliation.py"}  # the in-process engine: neither slow nor needs Redis
+
+
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
     for item in items:
-        if "tests/faults/" in str(item.fspath) and "reconcil" not in item.name:
+        if "tests/faults/" in str(item.fspath) and item.fspath.basename not in QUICK:
             for mark in FAULTS:
                 item.add_marker(mark)
