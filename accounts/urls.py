@@ -1,5 +1,5 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("account/keys/<int:pk>/delete/", views.delete_key, name="api-key-delete"),
     path("account/faucet/", views.faucet, name="faucet"),
     path("account/withdraw/", views.withdraw, name="withdraw"),
+    # The trading UI (markets, trade, lend and borrow, and their JSON): the ui app.
+    path("", include("ui.urls")),
 ]
