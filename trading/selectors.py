@@ -110,9 +110,11 @@ def fills(
     market_types: list[str] | None = None,
     ascending: bool = False,
 ) -> list[dict]:
-    rows = Trade.objects.filter(Q(maker_account=account) | Q(taker_account=account)).order_by(
-        "id" if ascending else "-id"
-    )
+    rows = (
+        Trade.objects.filter(Q(maker_account=account) | Q(taker_account=account)).select_related(
+            "maker_order", "taker_order"
+        )
+    ).order_by("id" if ascending else "-id")
     if symbol:
         rows = rows.filter(market=_market(symbol))
     if order_id is not None:

@@ -13,7 +13,7 @@ def order_json(order: Order, market: Market | None = None) -> dict:
     body = {
         "orderType": order.order_type,
         "id": str(order.id),
-        "clientId": order.client_id,
+        "clientId": None if order.client_id is None else str(order.client_id),
         "symbol": order.market_id,
         "side": order.side,
         "quantity": _opt(order.quantity),
@@ -46,6 +46,7 @@ def fill_json(trade: Trade, account_id: int, as_maker: bool | None = None) -> di
     is_maker = trade.maker_account_id == account_id if as_maker is None else as_maker
     taker_bid = trade.taker_side == "Bid"
     side = ("Ask" if taker_bid else "Bid") if is_maker else trade.taker_side
+    order = trade.maker_order if is_maker else trade.taker_order
     return {
         "tradeId": trade.trade_id,
         "orderId": str(trade.maker_order_id if is_maker else trade.taker_order_id),
@@ -57,7 +58,8 @@ def fill_json(trade: Trade, account_id: int, as_maker: bool | None = None) -> di
         "feeSymbol": trade.maker_fee_asset if is_maker else trade.taker_fee_asset,
         "isMaker": is_maker,
         "timestamp": _iso_ms(trade.timestamp),
-        "systemOrderType": None,
+        "clientId": None if order.client_id is None else str(order.client_id),
+        "systemOrderType": order.system_order_type or None,
     }
 
 
