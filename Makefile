@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test lint bench
+.PHONY: run run-prod test install install-test lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+# The production topology (Procfile, supervised by bin/run-prod): needs DATABASE_URL and
+# REDIS_URL; WEB_WORKERS, PORT, ENGINE_SHARDS choose the web workers and engine shards.
+run-prod: install
+	$(BIN)/python bin/run-prod
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -79,7 +79,13 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# DB_CONN_MAX_AGE: 0 for daphne web workers (under ASGI each request thread would keep a
+# connection of its own; bin/run-prod sets it), 60 s elsewhere.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60"))
+    )
+}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Exact decimals on SQLite: see exchange/sqlite/base.py.
     DATABASES["default"]["ENGINE"] = "exchange.sqlite"

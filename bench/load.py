@@ -1,0 +1,376 @@
+"""Load benchmark of the production topology on loopback; prints ONE JSON line.
+
+Starts `bin/run-prod` (or attaches to --url), creates --clients funded accounts with API
+keys, then for --duration seconds the clients place signed limit orders at --rate orders
+per second in total (open loop: a late answer does not slow the schedule) and cancel most
+of them again, while --ws websocket clients subscribe to depth and trades of the market.
+
+    python bench/load.py                                  # small: ~1 minute
+    python bench/load.py --rate 1500 --clients 32          # throughput goal: 1,500 orders/s
+    python bench/load.py --rate 500                        # latency goal: p99 < 50 ms
+    python bench/load.py --rate 100 --ws 1000              # fan-out goal: p99 lag < 100 ms
+
+Figures: orders/s = acknowledged placements per second of the run (cancels are counted
+apart); latency = HTTP round trip of a placement or cancel; websocket lag = receive time
+minus the event time "E" the engine worker stamps when it publishes. Needs PostgreSQL and
+Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accounts.signing import signed_headers  # noqa: E402 - pure module, no Django set-up
+
+ACCOUNTS = """
+import json
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from accounts import services
+out = []
+for i in range({n}):
+    user, _ = get_user_model().objects.get_or_create(username=f"bench{tag}-{{i}}")
+    account = services.account_for_user(user)
+    services.deposit(account, "USDC", Decimal("100000000"))
+    services.deposit(account, "SOL", Decimal("1000000"))
+    key, secret = services.create_api_key(account, label="bench")
+    out.append([key.public_key, secret])
+print("ACCOUNTS " + json.dumps(out))
+"""
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_topology(args: argparse.Namespace, env: dict, port: int, log: Path) -> subprocess.Popen:
+    env = {
+        **env,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_WORKERS": str(args.web_workers),
+        "ENGINE_SHARDS": args.shards,
+        "MAX_RESTARTS": "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bin" / "run-prod")],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def create_accounts(n: int, env: dict) -> list[tuple[str, str]]:
+    code = ACCOUNTS.format(n=n, tag=f"{os.getpid()}{int(time.time())}")
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("ACCOUNTS "))
+    return [tuple(x) for x in json.loads(line[len("ACCOUNTS ") :])]
+
+
+async def wait_up(base: str, seconds: float, topology: subprocess.Popen | None) -> None:
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if topology is not None and topology.poll() is not None:
+                raise SystemExit("the topology exited; see var/bench-load.log")
+            try:
+                async with session.get(f"{base}/api/v1/markets") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit(f"the topology did not come up at {base} in {seconds} s")
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.place_ms: list[float] = []
+        self.cancel_ms: list[float] = []
+        self.placed = 0
+        self.cancelled = 0
+        self.errors: dict[str, int] = {}
+        self.lag_ms: list[float] = []
+        self.ws_messages = 0
+        self.ws_connected = 0
+        self.ws_errors = 0
+
+    def error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+async def signed(session, base, key, secret, method, path, instruction, params, stats):  # noqa: ANN001, ANN201
+    headers = signed_headers(key, secret, instruction, params, int(time.time() * 1000), 5000)
+    start = time.perf_counter()
+    try:
+        async with session.request(method, base + path, json=params, headers=headers) as r:
+            body = await r.json(content_type=None)
+            ms = (time.perf_counter() - start) * 1000
+            if r.status != 200:
+                code = body.get("code", str(r.status)) if isinstance(body, dict) else r.status
+                stats.error(str(code))
+                return None, ms
+            return body, ms
+    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        stats.error(type(exc).__name__)
+        return None, (time.perf_counter() - start) * 1000
+
+
+async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: ANN001, ANN201
+    rng = random.Random(seed)
+    resting: list[str] = []
+    inflight = asyncio.Semaphore(args.inflight)
+    tasks = set()
+    timeout = aiohttp.ClientTimeout(total=15)
+    connector = aiohttp.TCPConnector(limit=args.inflight)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+
+        async def place() -> None:
+            async with inflight:
+                side = rng.choice(("Bid", "Ask"))
+                cross = rng.random() < args.cross
+                # Resting orders sit away from the middle; a crossing one trades with them.
+                offset = rng.randint(1, 50) * (1 if side == "Ask" else -1)
+                if cross:
+                    offset = -offset // 10 or (-1 if side == "Ask" else 1)
+                price = 10000 + offset
+                params = {
+                    "symbol": args.symbol,
+                    "side": side,
+                    "orderType": "Limit",
+                    "price": f"{price // 100}.{price % 100:02d}",
+                    "quantity": f"0.{rng.randint(1, 99):02d}",
+                    "timeInForce": "IOC" if cross else "GTC",
+                }
+                body, ms = await signed(
+                    session, base, key, secret, "POST", "/api/v1/order", "orderExecute", params,
+                    stats,
+                )  # fmt: skip
+                stats.place_ms.append(ms)
+                if body is not None:
+                    stats.placed += 1
+                    if body.get("status") == "New":
+                        resting.append(body["id"])
+
+        async def cancel(order_id: str) -> None:
+            async with inflight:
+                params = {"orderId": order_id, "symbol": args.symbol}
+                body, ms = await signed(
+                    session, base, key, secret, "DELETE", "/api/v1/order", "orderCancel", params,
+                    stats,
+                )  # fmt: skip
+                stats.cancel_ms.append(ms)
+                if body is not None:
+                    stats.cancelled += 1
+
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() < until:
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            i += 1
+            job = place()
+            if len(resting) > args.keep and rng.random() < args.cancel:
+                job = cancel(resting.pop(0))
+            task = asyncio.ensure_future(job)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=20)
+
+
+async def watcher(ws_url, symbol, until, stats, measure: bool) -> None:  # noqa: ANN001
+    try:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.ws_connect(ws_url, heartbeat=None) as ws:
+                await ws.send_json(
+                    {"method": "SUBSCRIBE", "params": [f"depth.{symbol}", f"trade.{symbol}"]}
+                )
+                stats.ws_connected += 1
+                while time.monotonic() < until:
+                    try:
+                        msg = await ws.receive(timeout=max(0.1, until - time.monotonic()))
+                    except TimeoutError:
+                        break
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                            stats.ws_errors += 1
+                            break
+                        continue
+                    now_us = time.time() * 1_000_000
+                    data = json.loads(msg.data).get("data") or {}
+                    if "E" in data and data["E"]:
+                        stats.ws_messages += 1
+                        if measure:
+                            stats.lag_ms.append((now_us - data["E"]) / 1000)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        stats.ws_errors += 1
+
+
+async def run(args: argparse.Namespace, base: str, keys: list[tuple[str, str]]) -> Stats:
+    stats = Stats()
+    ws_url = base.replace("http", "ws", 1) + "/ws"
+    begin = time.monotonic()
+    ws_until = begin + args.duration + args.ws_warmup + 3
+    watchers = []
+    for i in range(args.ws):  # connect in waves so daphne is not flooded at once
+        watchers.append(
+            asyncio.ensure_future(
+                watcher(ws_url, args.symbol, ws_until, stats, i % args.ws_sample == 0)
+            )
+        )
+        if i % 50 == 49:
+            await asyncio.sleep(0.2)
+    await asyncio.sleep(args.ws_warmup if args.ws else 0)
+    start = time.monotonic()
+    until = start + args.duration
+    per_client = args.rate / len(keys)
+    await asyncio.gather(
+        *(
+            trader(args, base, key, secret, per_client, until, stats, n)
+            for n, (key, secret) in enumerate(keys)
+        )
+    )
+    stats.elapsed = time.monotonic() - start
+    await asyncio.gather(*watchers, return_exceptions=True)
+    return stats
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--url", help="attach to a running topology (http://127.0.0.1:8000)")
+    p.add_argument("--rate", type=float, default=200, help="orders per second, all clients")
+    p.add_argument("--duration", type=float, default=20, help="seconds of load")
+    p.add_argument("--clients", type=int, default=8, help="signed trading clients (K)")
+    p.add_argument("--ws", type=int, default=50, help="websocket subscribers (M)")
+    p.add_argument("--ws-sample", type=int, default=1, help="measure lag on every Nth socket")
+    p.add_argument("--ws-warmup", type=float, default=3, help="seconds to connect sockets")
+    p.add_argument("--inflight", type=int, default=4, help="requests in flight per client")
+    p.add_argument("--cancel", type=float, default=0.5, help="share of steps that cancel")
+    p.add_argument("--cross", type=float, default=0.1, help="share of orders that trade")
+    p.add_argument("--keep", type=int, default=20, help="resting orders a client keeps")
+    p.add_argument("--symbol", default="SOL_USDC")
+    p.add_argument("--web-workers", type=int, default=1)
+    p.add_argument("--shards", default="", help='ENGINE_SHARDS, e.g. "engine-sol=SOL_USDC"')
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench"),
+    )
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    args = p.parse_args()
+    assert args.duration <= 600 and args.ws <= 5000 and args.rate <= 20000, "bounded runs only"
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "CHANNEL_PREFIX": f"bench{os.getpid()}",
+        "RATE_LIMIT_PER_KEY": "",
+        "RATE_LIMIT_PER_IP": "",
+        "DEMO_MARKET_MAKERS": "0",
+        "DJANGO_SETTINGS_MODULE": "exchange.settings",
+    }
+    topology = None
+    log = ROOT / "var" / "bench-load.log"
+    log.parent.mkdir(exist_ok=True)
+    try:
+        if args.url:
+            base = args.url.rstrip("/")
+        else:
+            ensure_database(args.database_url)
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            topology = start_topology(args, env, port, log)
+            asyncio.run(wait_up(base, 120, topology))
+        keys = create_accounts(args.clients, env)
+        stats = asyncio.run(run(args, base, keys))
+    finally:
+        if topology is not None and topology.poll() is None:
+            os.killpg(topology.pid, signal.SIGINT)
+            try:
+                topology.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(topology.pid, signal.SIGKILL)
+    latencies = stats.place_ms + stats.cancel_ms
+    print(
+        json.dumps(
+            {
+                "target_orders_per_s": args.rate,
+                "orders_per_s": round(stats.placed / stats.elapsed, 1),
+                "cancels_per_s": round(stats.cancelled / stats.elapsed, 1),
+                "orders": stats.placed,
+                "cancels": stats.cancelled,
+                "latency_ms": {
+                    "p50": pct(latencies, 50),
+                    "p99": pct(latencies, 99),
+                    "max": round(max(latencies), 2) if latencies else None,
+                    "place_p99": pct(stats.place_ms, 99),
+                    "cancel_p99": pct(stats.cancel_ms, 99),
+                    "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+                },
+                "ws": {
+                    "subscribers": args.ws,
+                    "connected": stats.ws_connected,
+                    "messages": stats.ws_messages,
+                    "lag_p50_ms": pct(stats.lag_ms, 50),
+                    "lag_p99_ms": pct(stats.lag_ms, 99),
+                    "errors": stats.ws_errors,
+                },
+                "errors": stats.errors,
+                "clients": args.clients,
+                "web_workers": args.web_workers,
+                "shards": args.shards or None,
+                "duration_s": round(stats.elapsed, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
