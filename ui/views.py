@@ -192,6 +192,17 @@ def balances_json(account) -> list[dict]:  # noqa: ANN001
                 "borrowed": dec(max(-position, ZERO)),
             }
         )
+    for symbol, position in sorted(lent.items()):  # everything of it lent (auto lend)
+        out.append(
+            {
+                "symbol": symbol,
+                "total": "0",
+                "locked": "0",
+                "available": "0",
+                "lent": dec(max(position, ZERO)),
+                "borrowed": dec(max(-position, ZERO)),
+            }
+        )
     return out
 
 

@@ -1,5 +1,7 @@
 // Account page: margin gauges and lent/borrowed amounts, refreshed from /ui/api/state.
 const $ = (id) => document.getElementById(id);
+// Display only: cut a decimal string to `d` places (no float arithmetic on amounts).
+const cut = (s, d = 2) => { const [i, f = ""] = String(s).split("."); return f && d ? `${i}.${f.slice(0, d)}` : i; };
 const pct = (v) => (v == null ? "–" : `${(Number(v) * 100).toFixed(2)}%`);
 function bar(id, value, scale, cls = "") {
   const el = $(id);
@@ -11,8 +13,9 @@ async function refresh() {
   if (!r || !r.ok) return;
   const s = await r.json();
   const k = s.risk;
-  $("g-equity").textContent = k.netEquity;
-  $("g-available").textContent = k.netEquityAvailable;
+  $("g-equity").textContent = cut(k.netEquity);
+  $("g-equity").title = k.netEquity;
+  $("g-available").textContent = cut(k.netEquityAvailable);
   $("g-mf").textContent = k.marginFraction == null ? "no exposure" : pct(k.marginFraction);
   $("g-imf").textContent = pct(k.imf);
   $("g-mmf").textContent = pct(k.mmf);
@@ -21,8 +24,16 @@ async function refresh() {
   bar("g-imf-bar", k.imf, 1, "warn");
   bar("g-mmf-bar", k.mmf, 1, "bad");
   for (const b of s.balances) {
-    const tr = document.querySelector(`#balances tr[data-asset="${b.symbol}"]`);
-    if (!tr) continue;
+    let tr = document.querySelector(`#balances tr[data-asset="${b.symbol}"]`);
+    if (!tr) { // an asset wholly lent: no wallet balance row on the server-rendered page
+      tr = document.createElement("tr");
+      tr.dataset.asset = b.symbol;
+      tr.innerHTML = `<td></td><td class="num"></td><td class="num"></td><td class="num"></td><td class="num lent"></td><td class="num borrowed"></td>`;
+      tr.cells[0].textContent = b.symbol;
+      [b.total, b.locked, b.available].forEach((v, i) => { tr.cells[i + 1].textContent = v; });
+      document.querySelector("#balances tbody").append(tr);
+      [...document.querySelectorAll("#balances td[colspan]")].forEach((td) => td.parentElement.remove());
+    }
     tr.querySelector(".lent").textContent = b.lent;
     tr.querySelector(".borrowed").textContent = b.borrowed;
   }

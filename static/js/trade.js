@@ -159,7 +159,12 @@ function updateEstimate() {
   }
   $("est-margin").textContent = margin;
   const availSym = cfg.perp || side === "Bid" ? cfg.quote : cfg.base;
-  $("est-available").textContent = state ? `${bal(availSym)?.available ?? "0"} ${availSym}` : "–";
+  if (cfg.perp) { // perps (and auto-lent balances) trade on net equity
+    const eq = state?.risk?.netEquityAvailable;
+    $("est-available").textContent = eq ? `≈ ${fmtNum(Number(eq), 2)} ${cfg.quote} equity` : "–";
+  } else {
+    $("est-available").textContent = state ? `${bal(availSym)?.available ?? "0"} ${availSym}` : "–";
+  }
 }
 if (form) {
   seg("side", (v) => {
@@ -246,6 +251,7 @@ if (cfg.loggedIn) {
     if (!res.ok) { $("order-error").textContent = `${res.body.code}: ${res.body.message}`; $("order-error").hidden = false; }
     refresh();
   });
+  if (cfg.perp) document.querySelector('button[data-tab="tab-positions"]').click();
   refresh();
   setInterval(refresh, 2000);
 }
