@@ -25,6 +25,8 @@ function seg(id, fn) {
 }
 const esc = (s) => String(s ?? "–").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
 const toSec = (s) => Math.floor(Date.parse(/Z|[+-]\d\d:?\d\d$/.test(s) ? s.replace(" ", "T") : `${s.replace(" ", "T")}Z`) / 1000);
+// Display only: a decimal string cut to `d` places (the full string in the title).
+const cut = (v, d) => { if (v == null) return "–"; const [i, f = ""] = String(v).split("."); return f.length > d ? `<span title="${esc(v)}">${i}.${f.slice(0, d)}</span>` : esc(v); };
 const fmtNum = (n, d = 2) => (Number.isFinite(n) ? n.toLocaleString("en-US", { maximumFractionDigits: d }) : "–");
 
 // ------------------------------------------------------------------ ticker
@@ -231,7 +233,7 @@ function renderState(s) {
   fill("open-orders", s.openOrders, (o) => `<tr data-order-id="${esc(o.id)}"><td class="${o.side === "Bid" ? "up" : "down"}">${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}${o.triggerPrice ? ` @${esc(o.triggerPrice)}` : ""}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td><td><button class="ghost cancel" data-id="${esc(o.id)}">Cancel</button></td></tr>`, "No open orders.");
   fill("order-history", s.orderHistory, (o) => `<tr><td>${time(o.createdAt)}</td><td>${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td></tr>`, "No orders yet.");
   fill("fills", s.fills, (f) => `<tr><td>${time(f.timestamp)}</td><td class="${f.side === "Bid" ? "up" : "down"}">${f.side === "Bid" ? "Buy" : "Sell"}</td><td class="num">${esc(f.price)}</td><td class="num">${esc(f.quantity)}</td><td class="num">${esc(f.fee)} ${esc(f.feeSymbol)}</td><td>${f.isMaker ? "maker" : "taker"}</td></tr>`, "No fills yet.");
-  fill("positions", s.positions, (p) => `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="num ${Number(p.netQuantity) < 0 ? "down" : "up"}">${esc(p.netQuantity)}</td><td class="num">${esc(p.entryPrice)}</td><td class="num mark">${esc(p.markPrice)}</td><td class="num pnl ${Number(p.pnlUnrealized) < 0 ? "down" : "up"}">${esc(p.pnlUnrealized)}</td><td class="num">${esc(p.estLiquidationPrice)}</td><td class="num">${esc(p.cumulativeFunding)}</td><td class="num">${esc(p.cumulativeInterest)}</td></tr>`, "No open positions.");
+  fill("positions", s.positions, (p) => `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="num ${Number(p.netQuantity) < 0 ? "down" : "up"}">${esc(p.netQuantity)}</td><td class="num">${cut(p.entryPrice, 4)}</td><td class="num mark">${cut(p.markPrice, 4)}</td><td class="num pnl ${Number(p.pnlUnrealized) < 0 ? "down" : "up"}">${cut(p.pnlUnrealized, 6)}</td><td class="num">${cut(p.estLiquidationPrice, 4)}</td><td class="num">${cut(p.cumulativeFunding, 6)}</td><td class="num">${cut(p.cumulativeInterest, 6)}</td></tr>`, "No open positions.");
   fill("trade-balances", s.balances, (b) => `<tr data-asset="${esc(b.symbol)}"><td>${esc(b.symbol)}</td><td class="num">${esc(b.total)}</td><td class="num">${esc(b.available)}</td><td class="num">${esc(b.lent)}</td><td class="num">${esc(b.borrowed)}</td></tr>`, "No balances: use the faucet on the Account page.");
   $("net-equity").textContent = `${s.risk.netEquity} USDC`;
   $("mf").textContent = s.risk.marginFraction ?? "–";
