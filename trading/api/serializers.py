@@ -13,7 +13,7 @@ def order_json(order: Order, market: Market | None = None) -> dict:
     body = {
         "orderType": order.order_type,
         "id": str(order.id),
-        "clientId": None if order.client_id is None else str(order.client_id),
+        "clientId": order.client_id,
         "symbol": order.market_id,
         "side": order.side,
         "quantity": _opt(order.quantity),
