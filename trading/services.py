@@ -153,6 +153,24 @@ def order_command(account: Account, params: dict) -> dict:
             raise ExchangeError(
                 "INVALID_ORDER", "Stop loss and take profit are for perpetual markets"
             )
+    attached = {}
+    for prefix in ("stopLoss", "takeProfit"):
+        trigger = _decimal(params, f"{prefix}TriggerPrice")
+        limit_price = _decimal(params, f"{prefix}LimitPrice")
+        if trigger is None:
+            if limit_price is not None:
+                raise ExchangeError(
+                    "INVALID_ORDER", f"{prefix}LimitPrice needs {prefix}TriggerPrice"
+                )
+            continue
+        _multiple(trigger, m.tick_size, f"{prefix}TriggerPrice", "INVALID_PRICE")
+        if limit_price is not None:
+            _multiple(limit_price, m.tick_size, f"{prefix}LimitPrice", "INVALID_PRICE")
+        attached[f"{prefix}TriggerPrice"] = str(trigger)
+        attached[f"{prefix}LimitPrice"] = None if limit_price is None else str(limit_price)
+        attached[f"{prefix}TriggerBy"] = _choice(
+            params, f"{prefix}TriggerBy", TRIGGER_BY, "LastPrice"
+        )
     if params.get("triggerQuantity") not in (None, ""):
         raise ExchangeError("INVALID_ORDER", "triggerQuantity is not supported; give quantity")
     return {
@@ -174,6 +192,7 @@ def order_command(account: Account, params: dict) -> dict:
         # Spot margin: borrow what the order needs beyond holdings; redeem a lend first.
         "autoBorrow": _bool(params, "autoBorrow"),
         "autoLendRedeem": _bool(params, "autoLendRedeem"),
+        **attached,
     }
 
 

@@ -38,6 +38,7 @@ from trading.commands import error, ok
 from trading.engine import events as ev
 from trading.engine.book import OrderBook
 from trading.engine.orders import (
+    Attached,
     CancelKind,
     MarketRules,
     OrderBookState,
@@ -152,6 +153,26 @@ def _row(obj, fields: tuple[str, ...]) -> tuple:  # noqa: ANN001
         value = getattr(obj, f.attname)
         out.append(json.dumps(value) if isinstance(f, JSONField) else value)
     return tuple(out)
+
+
+def _attachments(order: Order, scale) -> dict:  # noqa: ANN001
+    """A parent order's stop-loss / take-profit as the book restores them (a child that
+    already exists is not created again)."""
+    out: dict = {}
+    for prefix, name in (("stopLoss", "stop_loss"), ("takeProfit", "take_profit")):
+        trigger = order.attached.get(f"{prefix}TriggerPrice")
+        if not trigger:
+            continue
+        limit_price = order.attached.get(f"{prefix}LimitPrice")
+        child = order.attached.get(f"{prefix}OrderId")
+        out[name] = Attached(
+            trigger_price=scale.price_to_ticks(Decimal(trigger)),
+            limit_price=None if not limit_price else scale.price_to_ticks(Decimal(limit_price)),
+            trigger_by=TriggerBy(order.attached.get(f"{prefix}TriggerBy") or "LastPrice"),
+        )
+        out[f"{name}_order_id"] = child
+        out[f"{name}_spawned"] = Order.objects.filter(pk=child).exists()
+    return out
 
 
 def now_ms() -> int:
@@ -328,6 +349,9 @@ class EngineCore:
             trigger_price=trigger_price,
             trigger_by=TriggerBy(order.trigger_by or "LastPrice"),
             trigger_direction=direction,
+            parent_id=order.parent_id,
+            sibling_id=order.attached.get("sibling"),
+            **_attachments(order, scale),
         )
 
     def _per_unit_of(self, order: Order, mb: MarketBook) -> Decimal | None:
@@ -471,6 +495,7 @@ class EngineCore:
             reduce_only=bool(c.get("reduceOnly")),
             created_at=now_ms(),
         )
+        self._attach(cmd, scale, c)
         if quote_qty is not None:
             quote_qty = scale.units_to_quote(cmd.quote_quantity)
         worst = self._worst_price(mb, side, order_type, price, trigger)
@@ -498,6 +523,28 @@ class EngineCore:
         if refusal is not None:
             return refusal
         return self._submit(batch, mb, cmd, res, c)
+
+    def _attach(self, cmd: PlaceOrder, scale, c: dict) -> None:  # noqa: ANN001
+        """Stop-loss / take-profit of a perp order: reduce-only trigger orders the book
+        creates (and grows) as the order fills, with ids reserved now."""
+        for prefix, name in (("stopLoss", "stop_loss"), ("takeProfit", "take_profit")):
+            trigger = c.get(f"{prefix}TriggerPrice")
+            if not trigger:
+                continue
+            limit_price = c.get(f"{prefix}LimitPrice")
+            setattr(
+                cmd,
+                name,
+                Attached(
+                    trigger_price=scale.price_to_ticks(Decimal(trigger)),
+                    limit_price=None
+                    if not limit_price
+                    else scale.price_to_ticks(Decimal(limit_price)),
+                    trigger_by=TriggerBy(c.get(f"{prefix}TriggerBy") or "LastPrice"),
+                ),
+            )
+            self._next_id += 1
+            setattr(cmd, f"{name}_order_id", self._next_id)
 
     def _submit(
         self, batch: Batch, mb: MarketBook, cmd: PlaceOrder, res: spot.Reservation, c: dict
@@ -644,7 +691,7 @@ class EngineCore:
 
     def _new_order(self, batch: Batch, mb: MarketBook, e, pending: dict) -> Order:  # noqa: ANN001
         scale = mb.scale
-        res, c = pending[e.order_id]
+        res, c = pending.get(e.order_id) or self._child(mb, e)
         is_trigger = isinstance(e, ev.TriggerPlaced)
         cmd = e.command if not is_trigger else None
         ts = now_ms()
@@ -672,14 +719,28 @@ class EngineCore:
             created_at=ts,
             updated_at=ts,
         )
+        if not is_trigger and (cmd.stop_loss or cmd.take_profit):  # kept for recovery
+            order.attached = {
+                k: v for k, v in c.items() if k.startswith(("stopLoss", "takeProfit")) and v
+            } | {
+                "stopLossOrderId": cmd.stop_loss_order_id,
+                "takeProfitOrderId": cmd.take_profit_order_id,
+            }
+        if is_trigger and getattr(e, "parent_id", None):
+            order.parent_id = e.parent_id
+            order.reduce_only = True
         if is_trigger:
             order.trigger_price = scale.ticks_to_price(e.trigger_price)
             order.trigger_by = e.trigger_by.value
-            order.attached = {"direction": e.direction.value}
+            order.attached = {"direction": e.direction.value, "sibling": e.sibling_id}
         batch.change(e.account, res.asset, locked=res.amount)
         self.orders[order.id] = order
         batch.new_orders[order.id] = order
         return order
+
+    def _child(self, mb: MarketBook, e) -> tuple[spot.Reservation, dict]:  # noqa: ANN001
+        """A stop-loss / take-profit child: reduce-only, on margin (no funds reserved)."""
+        return spot.Reservation(mb.market.quote_id, Decimal(0), None), {"reduceOnly": True}
 
     def _touch(self, batch: Batch, order: Order) -> None:
         order.updated_at = now_ms()

@@ -120,3 +120,53 @@ def test_positions_survive_an_engine_restart_and_keep_reduce_only_right():
     services.engine_client.cache_clear()  # a new engine, rebuilt from the database
     clamped = order(alice, "Ask", "170", "5", reduceOnly=True)
     assert clamped["quantity"] == "3"
+
+
+def test_a_stop_loss_and_take_profit_attach_to_the_fill_and_cancel_each_other():
+    alice = user_account("alice", USDC="10000")
+    bob = user_account("bob", USDC="10000")
+    carol = user_account("carol", USDC="10000")
+    order(bob, "Ask", "150", "10")
+    parent = order(
+        alice,
+        "Bid",
+        "150",
+        "10",
+        stopLossTriggerPrice="140",
+        takeProfitTriggerPrice="165",
+        takeProfitLimitPrice="165",
+    )
+    assert parent["status"] == "Filled"
+    from trading.models import Order
+
+    children = Order.objects.filter(parent_id=int(parent["id"])).order_by("trigger_price")
+    assert [(c.status, c.side, c.trigger_price, c.quantity) for c in children] == [
+        ("TriggerPending", "Ask", D(140), D(10)),
+        ("TriggerPending", "Ask", D(165), D(10)),
+    ]
+    assert all(c.reduce_only for c in children)
+    services.engine_client.cache_clear()  # restart: the children come back linked
+    order(carol, "Bid", "165", "11")
+    order(bob, "Ask", "165", "1")  # last price 165: the take profit fires and sells to carol
+    statuses = dict(
+        Order.objects.filter(parent_id=int(parent["id"])).values_list("trigger_price", "status")
+    )
+    assert statuses[D(165)] == "Filled" and statuses[D(140)] == "Cancelled"
+    assert position(alice).net_quantity == 0
+    assert_ledger_clean()
+
+
+def test_attachments_on_spot_orders_are_refused():
+    alice = user_account("alice", USDC="10000")
+    with pytest.raises(ExchangeError):
+        services.place_order(
+            alice,
+            {
+                "symbol": "SOL_USDC",
+                "side": "Bid",
+                "orderType": "Limit",
+                "price": "150",
+                "quantity": "1",
+                "stopLossTriggerPrice": "140",
+            },
+        )
