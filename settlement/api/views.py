@@ -13,18 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import PublicView, SignedView
+from accounts.api.params import MARKET_TYPES, ascending, bad, choice, choices, integer, page, text
 from settlement import selectors
 from settlement.api import serializers as shapes
 from trading.api.serializers import compact
-from trading.api.views import MARKET_TYPES, _bad, _choice, _choices, _integer, _page, _text
 
 SIDES = ("Bid", "Ask")
 STATES = ("Open", "Closed")
-SORT_DIRECTIONS = ("Asc", "Desc")
-
-
-def _ascending(params: Mapping) -> bool:
-    return _choice(params, "sortDirection", SORT_DIRECTIONS, "Desc") == "Asc"
 
 
 def _flag(params: Mapping, name: str) -> bool | None:
@@ -32,20 +27,20 @@ def _flag(params: Mapping, name: str) -> bool | None:
     if value is None or value == "":
         return None
     if value not in ("true", "false"):
-        raise _bad(f"{name} must be true or false")
+        raise bad(f"{name} must be true or false")
     return value == "true"
 
 
 def _price(params: Mapping) -> Decimal | None:
-    value = _text(params, "price")
+    value = text(params, "price")
     if value is None:
         return None
     try:
         price = Decimal(value)
     except InvalidOperation:
-        raise _bad(f"price must be a decimal, not {value!r}") from None
+        raise bad(f"price must be a decimal, not {value!r}") from None
     if not price.is_finite() or price <= 0:
-        raise _bad("price must be a positive decimal")
+        raise bad("price must be a positive decimal")
     return price
 
 
@@ -56,7 +51,7 @@ class MarkPricesView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         rows = selectors.mark_price_rows(
-            _text(params, "symbol"), _choice(params, "marketType", MARKET_TYPES)
+            text(params, "symbol"), choice(params, "marketType", MARKET_TYPES)
         )
         return Response(compact([shapes.mark_price_json(m) for m in rows]))
 
@@ -64,16 +59,15 @@ class MarkPricesView(PublicView):
 class OpenInterestView(PublicView):
     def get(self, request: Request) -> Response:
         now = timezone.now()
-        rows = selectors.open_interest(_text(request.query_params, "symbol"))
+        rows = selectors.open_interest(text(request.query_params, "symbol"))
         return Response([shapes.open_interest_json(s, q, now) for s, q in rows])
 
 
 class FundingRatesView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        limit = _integer(params, "limit", default=100, low=1, high=10000)
-        offset = _integer(params, "offset", default=0, low=0)
+        symbol = text(params, "symbol", required=True)
+        limit, offset = page(params, high=10000)
         rows = selectors.funding_rates(symbol, limit, offset)
         return Response([shapes.funding_rate_json(r) for r in rows])
 
@@ -85,17 +79,17 @@ class PositionView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         account = self.account(request)
-        market_type = _choice(params, "marketType", MARKET_TYPES)
+        market_type = choice(params, "marketType", MARKET_TYPES)
         if market_type not in (None, "PERP"):
             return Response([])  # only perpetuals hold positions here
-        rows = selectors.positions(account, _text(params, "symbol"))
+        rows = selectors.positions(account, text(params, "symbol"))
         return Response(compact([shapes.position_json(v, account) for v in rows]))
 
 
 class CollateralView(SignedView):
     def get(self, request: Request) -> Response:
         # subaccountId: no subaccounts here; accepted, must be an integer.
-        _integer(request.query_params, "subaccountId", low=0, high=65535)
+        integer(request.query_params, "subaccountId", low=0, high=65535)
         result = selectors.valuation(self.account(request)).risk()
         return Response(compact(shapes.collateral_json(result)))
 
@@ -103,11 +97,11 @@ class CollateralView(SignedView):
 class FundingHistoryView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        _integer(params, "subaccountId", low=0, high=65535)
+        integer(params, "subaccountId", low=0, high=65535)
         account = self.account(request)
-        limit, offset = _page(params)
+        limit, offset = page(params)
         rows = selectors.funding_history(
-            account, _text(params, "symbol"), limit, offset, _ascending(params)
+            account, text(params, "symbol"), limit, offset, ascending(params)
         )
         return Response(compact([shapes.funding_payment_json(f, account) for f in rows]))
 
@@ -116,17 +110,17 @@ class PositionHistoryView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         account = self.account(request)
-        types = _choices(request, "marketType", MARKET_TYPES)
-        limit, offset = _page(params)
+        types = choices(request, "marketType", MARKET_TYPES)
+        limit, offset = page(params)
         if types and "PERP" not in types:
             return Response([])
         rows = selectors.position_history(
             account,
-            symbol=_text(params, "symbol"),
-            state=_choice(params, "state", STATES),
+            symbol=text(params, "symbol"),
+            state=choice(params, "state", STATES),
             limit=limit,
             offset=offset,
-            ascending=_ascending(params),
+            ascending=ascending(params),
         )
         return Response(
             compact(
@@ -142,15 +136,15 @@ class SettlementHistoryView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
         account = self.account(request)
-        limit, offset = _page(params)
-        source = _choice(params, "source", tuple(selectors.SETTLEMENT_FILTERS))
-        rows = selectors.settlements(account, source, limit, offset, _ascending(params))
+        limit, offset = page(params)
+        source = choice(params, "source", tuple(selectors.SETTLEMENT_FILTERS))
+        rows = selectors.settlements(account, source, limit, offset, ascending(params))
         return Response(compact([shapes.settlement_json(p, account) for p in rows]))
 
 
 class MaxBorrowView(SignedView):
     def get(self, request: Request) -> Response:
-        symbol = _text(request.query_params, "symbol", required=True)
+        symbol = text(request.query_params, "symbol", required=True)
         quantity = selectors.max_borrow(self.account(request), symbol)
         return Response(shapes.limit_json("maxBorrowQuantity", quantity, symbol=symbol))
 
@@ -158,10 +152,8 @@ class MaxBorrowView(SignedView):
 class MaxOrderView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        side = _choice(params, "side", SIDES)
-        if side is None:
-            raise _bad("side is required")
+        symbol = text(params, "symbol", required=True)
+        side = choice(params, "side", SIDES, required=True)
         price = _price(params)
         flags = {
             name: _flag(params, name)
@@ -183,7 +175,7 @@ class MaxOrderView(SignedView):
 class MaxWithdrawalView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
+        symbol = text(params, "symbol", required=True)
         auto_borrow = _flag(params, "autoBorrow")
         auto_lend_redeem = _flag(params, "autoLendRedeem")
         quantity = selectors.max_withdrawal(

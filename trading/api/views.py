@@ -12,80 +12,28 @@ from datetime import UTC, datetime
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts import signing
 from accounts.api.base import PublicView, SignedView
 from accounts.api.errors import error_body
-from accounts.errors import ExchangeError
+from accounts.api.params import (
+    MARKET_TYPES,
+    ascending,
+    bad,
+    choice,
+    choices,
+    integer,
+    json_body,
+    json_object,
+    page,
+    text,
+)
 from trading import selectors, services
 from trading.api.serializers import compact
 from trading.klines import normalize_interval
 
-MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION", "RFQ")
 DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")
 TICKER_INTERVALS = ("1d", "1w")
 KLINE_PRICE_TYPES = ("Last", "Index", "Mark")
-SORT_DIRECTIONS = ("Asc", "Desc")
 MAX_CLIENT_ID = 2**32 - 1
-
-
-def _bad(message: str) -> ExchangeError:
-    return ExchangeError("INVALID_CLIENT_REQUEST", message)
-
-
-def _text(params: Mapping, name: str, *, required: bool = False) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        if required:
-            raise _bad(f"{name} is required")
-        return None
-    if not isinstance(value, str):
-        raise _bad(f"{name} must be a string")
-    return value
-
-
-def _integer(
-    params: Mapping,
-    name: str,
-    *,
-    default: int | None = None,
-    low: int | None = None,
-    high: int | None = None,
-    required: bool = False,
-) -> int | None:
-    value = params.get(name)
-    if value is None or value == "":
-        if required:
-            raise _bad(f"{name} is required")
-        return default
-    if isinstance(value, bool):
-        raise _bad(f"{name} must be an integer")
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise _bad(f"{name} must be an integer, not {value!r}") from None
-    if (low is not None and number < low) or (high is not None and number > high):
-        bounds = f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}"
-        raise _bad(f"{name} must be from {bounds}")
-    return number
-
-
-def _choice(params: Mapping, name: str, choices: tuple, default: str | None = None) -> str | None:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    if value not in choices:
-        raise _bad(f"{name} must be one of {', '.join(choices)}")
-    return value
-
-
-def _choices(request: Request, name: str, choices: tuple) -> list[str]:
-    """A repeated query parameter (ccxt sends `marketType=SPOT&marketType=PERP`), also
-    accepted comma-separated."""
-    values = [part for raw in request.query_params.getlist(name) for part in raw.split(",") if part]
-    for value in values:
-        if value not in choices:
-            raise _bad(f"{name} must be one of {', '.join(choices)}")
-    return values
 
 
 def _order_ref(params: Mapping) -> tuple[int | None, int | None]:
@@ -93,36 +41,10 @@ def _order_ref(params: Mapping) -> tuple[int | None, int | None]:
     has_order = params.get("orderId") not in (None, "")
     has_client = params.get("clientId") not in (None, "")
     if has_order == has_client:
-        raise _bad("Give exactly one of orderId and clientId")
-    order_id = _integer(params, "orderId", low=0)
-    client_id = _integer(params, "clientId", low=0, high=MAX_CLIENT_ID)
+        raise bad("Give exactly one of orderId and clientId")
+    order_id = integer(params, "orderId", low=0)
+    client_id = integer(params, "clientId", low=0, high=MAX_CLIENT_ID)
     return order_id, client_id
-
-
-def _body(request: Request) -> object:
-    """The JSON body, numbers as Decimal (never float); `{}` when empty."""
-    try:
-        return signing.parse_json_body(request._request.body)
-    except ValueError:
-        raise _bad("The request body is not valid JSON") from None
-
-
-def _body_object(request: Request) -> dict:
-    body = _body(request)
-    if not isinstance(body, dict):
-        raise _bad("The request body must be a JSON object")
-    # A DELETE may carry its fields in the query string instead of a body.
-    return {**request.query_params.dict(), **body}
-
-
-def _page(params: Mapping) -> tuple[int, int]:
-    limit = _integer(params, "limit", default=100, low=1, high=1000)
-    offset = _integer(params, "offset", default=0, low=0)
-    return limit, offset
-
-
-def _ascending(params: Mapping) -> bool:
-    return _choice(params, "sortDirection", SORT_DIRECTIONS, "Desc") == "Asc"
 
 
 # ------------------------------------------------------------------ public: reference data
@@ -142,13 +64,13 @@ class CollateralView(PublicView):
 
 class MarketsView(PublicView):
     def get(self, request: Request) -> Response:
-        types = _choices(request, "marketType", MARKET_TYPES)
+        types = choices(request, "marketType", MARKET_TYPES)
         return Response(compact(selectors.markets(types or None)))
 
 
 class MarketView(PublicView):
     def get(self, request: Request) -> Response:
-        symbol = _text(request.query_params, "symbol", required=True)
+        symbol = text(request.query_params, "symbol", required=True)
         return Response(compact(selectors.market_detail(symbol)))
 
 
@@ -163,53 +85,53 @@ class WalletsView(PublicView):
 class TickerView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        interval = _choice(params, "interval", TICKER_INTERVALS, "1d")
+        symbol = text(params, "symbol", required=True)
+        interval = choice(params, "interval", TICKER_INTERVALS, default="1d")
         return Response(selectors.ticker(symbol, interval))
 
 
 class TickersView(PublicView):
     def get(self, request: Request) -> Response:
-        interval = _choice(request.query_params, "interval", TICKER_INTERVALS, "1d")
+        interval = choice(request.query_params, "interval", TICKER_INTERVALS, default="1d")
         return Response(selectors.tickers(interval))
 
 
 class DepthView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        limit = _choice(params, "limit", DEPTH_LIMITS, "1000")
+        symbol = text(params, "symbol", required=True)
+        limit = choice(params, "limit", DEPTH_LIMITS, default="1000")
         return Response(selectors.depth(symbol, int(limit)))
 
 
 class TradesView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        limit = _integer(params, "limit", default=100, low=1, high=1000)
+        symbol = text(params, "symbol", required=True)
+        limit = integer(params, "limit", default=100, low=1, high=1000)
         return Response(selectors.recent_trades(symbol, limit))
 
 
 class TradesHistoryView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        limit, offset = _page(params)
+        symbol = text(params, "symbol", required=True)
+        limit, offset = page(params)
         return Response(selectors.recent_trades(symbol, limit, offset))
 
 
 class KlinesView(PublicView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
-        raw_interval = _text(params, "interval", required=True)
+        symbol = text(params, "symbol", required=True)
+        raw_interval = text(params, "interval", required=True)
         interval = normalize_interval(raw_interval)
         if interval is None:
-            raise _bad(f"Unknown interval {raw_interval!r}")
+            raise bad(f"Unknown interval {raw_interval!r}")
         # startTime and endTime are UTC seconds (not milliseconds).
-        start = _integer(params, "startTime", required=True, low=0)
-        end = _integer(params, "endTime", low=0)
-        price_type = _choice(params, "priceType", KLINE_PRICE_TYPES, "Last")
+        start = integer(params, "startTime", required=True, low=0)
+        end = integer(params, "endTime", low=0)
+        price_type = choice(params, "priceType", KLINE_PRICE_TYPES, default="Last")
         if price_type != "Last":
             # Index and mark candles live in settlement (its price layer).
             from settlement.selectors import price_klines
@@ -241,20 +163,20 @@ class OrderView(SignedView):
 
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol", required=True)
+        symbol = text(params, "symbol", required=True)
         order_id, client_id = _order_ref(params)
         order = selectors.open_order(self.account(request), symbol, order_id, client_id)
         return Response(compact(order))
 
     def post(self, request: Request) -> Response:
-        body = _body(request)
+        body = json_body(request)
         if not isinstance(body, dict):
-            raise _bad("An order is a JSON object")
+            raise bad("An order is a JSON object")
         return Response(compact(services.place_order(self.account(request), body)))
 
     def delete(self, request: Request) -> Response:
-        body = _body_object(request)
-        symbol = _text(body, "symbol", required=True)
+        body = json_object(request, with_query=True)
+        symbol = text(body, "symbol", required=True)
         order_id, client_id = _order_ref(body)
         cancelled = services.cancel_order(
             self.account(request), symbol, order_id=order_id, client_id=client_id
@@ -267,15 +189,15 @@ class OrdersView(SignedView):
 
     def get(self, request: Request) -> Response:
         params = request.query_params
-        symbol = _text(params, "symbol")
-        market_type = _choice(params, "marketType", MARKET_TYPES)
+        symbol = text(params, "symbol")
+        market_type = choice(params, "marketType", MARKET_TYPES)
         orders = selectors.open_orders(self.account(request), symbol, market_type)
         return Response(compact(orders))
 
     def post(self, request: Request) -> Response:
-        body = _body(request)
+        body = json_body(request)
         if not isinstance(body, list) or not body:
-            raise _bad("A batch of orders is a non-empty JSON array")
+            raise bad("A batch of orders is a non-empty JSON array")
         results = services.place_orders(self.account(request), body)
         # The contract's BatchCommandOrderResult: discriminated by `operation`, "Ok" with
         # the order or "Err" with {code, message}.
@@ -289,9 +211,9 @@ class OrdersView(SignedView):
         )
 
     def delete(self, request: Request) -> Response:
-        body = _body_object(request)
-        symbol = _text(body, "symbol", required=True)
-        order_type = _text(body, "orderType")
+        body = json_object(request, with_query=True)
+        symbol = text(body, "symbol", required=True)
+        order_type = text(body, "orderType")
         cancelled = services.cancel_all(self.account(request), symbol, order_type)
         return Response(compact(cancelled))
 
@@ -302,15 +224,15 @@ class OrdersView(SignedView):
 class OrderHistoryView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        limit, offset = _page(params)
+        limit, offset = page(params)
         rows = selectors.order_history(
             self.account(request),
-            _text(params, "symbol"),
+            text(params, "symbol"),
             limit,
             offset,
-            order_id=_integer(params, "orderId", low=0),
-            market_types=_choices(request, "marketType", MARKET_TYPES) or None,
-            ascending=_ascending(params),
+            order_id=integer(params, "orderId", low=0),
+            market_types=choices(request, "marketType", MARKET_TYPES) or None,
+            ascending=ascending(params),
         )
         return Response(compact(rows))
 
@@ -318,20 +240,20 @@ class OrderHistoryView(SignedView):
 class FillHistoryView(SignedView):
     def get(self, request: Request) -> Response:
         params = request.query_params
-        limit, offset = _page(params)
-        from_ms = _integer(params, "from", low=0)
-        to_ms = _integer(params, "to", low=0)
+        limit, offset = page(params)
+        from_ms = integer(params, "from", low=0)
+        to_ms = integer(params, "to", low=0)
         rows = selectors.fills(
             self.account(request),
-            _text(params, "symbol"),
+            text(params, "symbol"),
             limit,
             offset,
-            _integer(params, "orderId", low=0),
+            integer(params, "orderId", low=0),
             from_ms=from_ms,
             to_ms=to_ms,
-            fill_type=_choice(params, "fillType", tuple(selectors.FILL_TYPES)),
-            market_types=_choices(request, "marketType", MARKET_TYPES) or None,
-            ascending=_ascending(params),
+            fill_type=choice(params, "fillType", tuple(selectors.FILL_TYPES)),
+            market_types=choices(request, "marketType", MARKET_TYPES) or None,
+            ascending=ascending(params),
         )
         return Response(compact(rows))
 
