@@ -126,6 +126,17 @@ def order_command(account: Account, params: dict) -> dict:
     quantity = _decimal(params, "quantity")
     quote_quantity = _decimal(params, "quoteQuantity")
     trigger_price = _decimal(params, "triggerPrice")
+    trigger_quantity = params.get("triggerQuantity")
+    if trigger_quantity not in (None, ""):
+        # A trigger order may give its size as triggerQuantity (ccxt does) instead of
+        # quantity; Backpack's percentage form ("12.5%" of a position) is not supported.
+        if trigger_price is None or quantity is not None:
+            raise ExchangeError(
+                "INVALID_ORDER", "triggerQuantity goes with triggerPrice, without quantity"
+            )
+        if str(trigger_quantity).strip().endswith("%"):
+            raise ExchangeError("INVALID_ORDER", "triggerQuantity as a percentage is not supported")
+        quantity = _decimal(params, "triggerQuantity")
     if price is not None:
         _multiple(price, m.tick_size, "price", "INVALID_PRICE")
     if quantity is not None:
@@ -171,8 +182,6 @@ def order_command(account: Account, params: dict) -> dict:
         attached[f"{prefix}TriggerBy"] = _choice(
             params, f"{prefix}TriggerBy", TRIGGER_BY, "LastPrice"
         )
-    if params.get("triggerQuantity") not in (None, ""):
-        raise ExchangeError("INVALID_ORDER", "triggerQuantity is not supported; give quantity")
     return {
         "op": "place",
         "account": account.pk,

@@ -78,6 +78,7 @@ REJECT_MESSAGES = {
     RejectReason.PRICE_OUT_OF_BOUNDS: "Price is outside the market's price band",
     RejectReason.ORDER_NOT_FOUND: "Order not found",
     RejectReason.LIMIT_ONLY: "Market is in limit-only mode",
+    RejectReason.NO_REFERENCE_PRICE: "No reference price yet (no trade) to trigger against",
     RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
 }
 FEE_CACHE_SECONDS = 60

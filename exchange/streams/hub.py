@@ -173,11 +173,11 @@ class Hub:
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
         for symbol, seconds in traded.items():
-            ticker = await database_sync_to_async(_ticker)(symbol)
+            # Not thread-sensitive: inside the engine worker the one sync thread is busy
+            # with the engine's batches (waiting on it would deadlock).
+            ticker = await _read(_ticker)(symbol)
             await self.send(f"ticker.{symbol}", ticker)
-            for interval, start, end, fields in await database_sync_to_async(_candles)(
-                symbol, seconds
-            ):
+            for interval, start, end, fields in await _read(_candles)(symbol, seconds):
                 await self._candle(symbol, interval, start, end, fields, now)
             for second in sorted(seconds):
                 fields = self._one_second.get((symbol, second))
@@ -321,3 +321,8 @@ def _candles(symbol: str, seconds: set[int]) -> list[tuple[str, datetime, dateti
 
 # The embedded default's hub: consumers attach the server's loop to it.
 HUB = Hub()
+
+
+def _read(fn):  # noqa: ANN001, ANN202
+    """A read-only database call off the event loop, in a worker thread of its own."""
+    return database_sync_to_async(fn, thread_sensitive=False)

@@ -135,8 +135,9 @@ def test_reduce_only_on_a_perp_reduces_and_never_opens(exchange_url):
 
 def test_trigger_order(exchange_url):
     """ccxt sends a trigger order as triggerPrice + triggerQuantity (not quantity)."""
-    alice, _ = traders(exchange_url)
+    alice, bob = traders(exchange_url)
     alice.create_order(SOL, "limit", "buy", 1, 100)
+    bob.create_order(SOL, "limit", "sell", 1, 100)  # a last price to trigger against
     trigger = alice.create_order(SOL, "limit", "buy", 1, 80, {"triggerPrice": 85})
     assert trigger["id"] and trigger["triggerPrice"] == 85
     assert trigger["id"] in {o["id"] for o in alice.fetch_open_orders(SOL)}
