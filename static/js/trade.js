@@ -195,6 +195,10 @@ if (form) {
     if ($("ioc").checked) body.timeInForce = "IOC";
     if ($("reduce-only")?.checked) body.reduceOnly = true;
     if ($("auto-borrow")?.checked) { body.autoBorrow = true; body.autoLendRedeem = true; }
+    // Take profit / stop loss (perps): reduce-only trigger orders created as this one fills.
+    const tp = $("take-profit")?.value.trim(), sl = $("stop-loss")?.value.trim();
+    if (tp) body.takeProfitTriggerPrice = tp;
+    if (sl) body.stopLossTriggerPrice = sl;
     $("order-error").hidden = true; $("order-result").hidden = true;
     const btn = $("submit-order");
     btn.disabled = true;

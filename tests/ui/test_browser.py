@@ -233,9 +233,13 @@ def test_5_auto_lend_shows_the_lent_amount(page, browser):
 def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
     page.goto("/trade/SOL_USDC_PERP/")
     page.wait_for_selector("#asks tr[data-price]")
+    page.fill("#stop-loss", "1")  # a stop loss far below: it waits as a trigger order
     place(page, "Bid", "Market", "2")
     page.wait_for_selector("#order-result:not([hidden])")
     assert "Filled" in page.inner_text("#order-result"), page.inner_text("#order-result")
+    page.fill("#stop-loss", "")
+    open_orders = page.locator("#open-orders tbody")
+    wait_until(lambda: "@1" in open_orders.inner_text(), 20, "the stop loss in open orders")
     page.click("button[data-tab=tab-positions]")
     row = page.locator('#positions tr[data-symbol="SOL_USDC_PERP"]')
     row.wait_for()
