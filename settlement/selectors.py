@@ -600,7 +600,7 @@ def price_klines(
         return []
     rows = rows.filter(start__gte=kl.bucket_start(interval, start))
     if end is not None:
-        rows = rows.filter(start__lt=end)
+        rows = rows.filter(start__lte=end)  # inclusive, as for last-price klines
     return [
         {
             "start": k.start.strftime("%Y-%m-%d %H:%M:%S"),

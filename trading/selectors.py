@@ -173,8 +173,8 @@ def klines(
     rows = Kline.objects.filter(market=market, interval=name)
     if start is not None:
         rows = rows.filter(start__gte=kl.bucket_start(name, start))
-    if end is not None:
-        rows = rows.filter(start__lt=end)
+    if end is not None:  # inclusive: a candle that opens in the end second is returned
+        rows = rows.filter(start__lte=end)
     return [kline_json(k, kl.bucket_end(name, k.start)) for k in rows.order_by("start")[:1000]]
 
 
