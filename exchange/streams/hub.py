@@ -169,9 +169,12 @@ class Hub:
                 log.exception("streams: ticker/kline refresh failed")
 
     async def tick(self) -> None:
-        """Refresh ticker and klines of the markets that traded; close ended candles."""
+        """Refresh ticker and klines of the markets that traded; close ended candles; send
+        every perp's mark price and open interest."""
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
+        for stream, data in await _read(_perp_frames)():
+            await self.send(stream, data)
         for symbol, seconds in traded.items():
             # Not thread-sensitive: inside the engine worker the one sync thread is busy
             # with the engine's batches (waiting on it would deadlock).
@@ -326,3 +329,26 @@ HUB = Hub()
 def _read(fn):  # noqa: ANN001, ANN202
     """A read-only database call off the event loop, in a worker thread of its own."""
     return database_sync_to_async(fn, thread_sensitive=False)
+
+
+def _perp_frames() -> list[tuple[str, dict]]:
+    """markPrice.<symbol> and openInterest.<symbol> of every perp, as the contract has them."""
+    from accounts.api.serializers import dec
+    from settlement.selectors import mark_price_rows, open_interest
+
+    stamp = now_us()
+    frames = []
+    for row in mark_price_rows():
+        data = {"e": "markPrice", "s": row.market.symbol, "p": dec(row.mark_price), "T": stamp}
+        if row.index_price is not None:
+            data["i"] = dec(row.index_price)
+        if row.funding_rate is not None:
+            data["f"] = dec(row.funding_rate)
+        if row.next_funding is not None:
+            data["n"] = int(row.next_funding.timestamp()) * 1000  # whole hours
+        frames.append((f"markPrice.{row.market.symbol}", data))
+    for symbol, quantity in open_interest():
+        frames.append(
+            (f"openInterest.{symbol}", {"e": "openInterest", "s": symbol, "o": dec(quantity)})
+        )
+    return frames

@@ -73,8 +73,9 @@ def timeless(data: dict) -> dict:
     out = dict(data)
     event_time = out.pop("E")
     assert isinstance(event_time, int) and event_time > 1_600_000_000_000_000
-    if out.get("e") not in ("kline", "ticker"):  # a kline's T is its close time; no T
-        engine_time = out.pop("T")  # on a ticker
+    # a kline's T is its close time; no T on a ticker or an open-interest event
+    if out.get("e") not in ("kline", "ticker", "openInterest"):
+        engine_time = out.pop("T")
         assert isinstance(engine_time, int) and engine_time > 1_600_000_000_000_000
     return out
 

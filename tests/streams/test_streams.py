@@ -400,15 +400,13 @@ def test_unknown_streams_markets_and_requests_are_refused_with_an_error_frame():
     run(scenario)
 
 
-def test_perp_only_streams_are_accepted_and_stay_quiet_until_perps_exist():
+def test_liquidation_and_position_streams_are_accepted_and_quiet_for_now():
     alice = user_account("alice", USDC="1000")
     signature = subscribe_signature(alice)
 
     async def scenario():
         async with Client() as ws:
-            answer = await ws.subscribe(
-                "markPrice.SOL_USDC_PERP", "openInterest.SOL_USDC_PERP", "liquidation"
-            )
+            answer = await ws.subscribe("liquidation")
             assert answer == {"id": 1, "result": None}
             answer = await ws.subscribe("account.positionUpdate", signature=signature)
             assert answer == {"id": 2, "result": None}
@@ -484,5 +482,41 @@ def test_redis_layer_carries_an_engine_process_publish_to_a_subscribed_consumer(
             assert [r["ok"]["status"] for r in results] == ["New", "Filled"]
             trade = await ws.frame("trade.SOL_USDC")
             assert (trade["data"]["p"], trade["data"]["q"], trade["data"]["t"]) == ("100", "1", 1)
+
+    run(scenario)
+
+
+def test_mark_price_and_open_interest_are_streamed_for_perps():
+    from decimal import Decimal
+
+    from accounts.models import Asset
+
+    Asset.objects.filter(symbol="SOL").update(index_price=Decimal("151.5"))
+    alice = user_account("alice", USDC="10000")
+    bob = user_account("bob", USDC="10000")
+
+    async def scenario():
+        async with Client() as ws:
+            await ws.subscribe("markPrice.SOL_USDC_PERP", "openInterest.SOL_USDC_PERP")
+            await place(bob, limit("Ask", "150", "3", symbol="SOL_USDC_PERP"))
+            await place(alice, limit("Bid", "150", "3", symbol="SOL_USDC_PERP"))
+            mark = (await ws.frame("markPrice.SOL_USDC_PERP"))["data"]
+            assert (mark["e"], mark["s"], mark["p"], mark["i"]) == (
+                "markPrice",
+                "SOL_USDC_PERP",
+                "151.5",
+                "151.5",
+            )
+            assert mark["n"] % 3_600_000 == 0 and "f" in mark
+            interest = (await ws.frame("openInterest.SOL_USDC_PERP"))["data"]
+            for _ in range(20):  # frames sent before the trade say 0
+                if interest["o"] == "3":
+                    break
+                interest = (await ws.frame("openInterest.SOL_USDC_PERP"))["data"]
+            assert (interest["e"], interest["s"], interest["o"]) == (
+                "openInterest",
+                "SOL_USDC_PERP",
+                "3",
+            )
 
     run(scenario)
