@@ -94,8 +94,9 @@ def lend_page(request: HttpRequest) -> HttpResponse:
     pools = []
     for row in lending_selectors.markets():
         params = lending_services.params(row.pool)
-        curve = [[float(u), float(rates.borrow_rate(u, params))] for u in CURVE_POINTS]
-        lend_curve = [[float(u), float(rates.lend_rate(u, params))] for u in CURVE_POINTS]
+        # Decimal strings; the page turns them into numbers only to draw.
+        curve = [[str(u), str(rates.borrow_rate(u, params))] for u in CURVE_POINTS]
+        lend_curve = [[str(u), str(rates.lend_rate(u, params))] for u in CURVE_POINTS]
         pools.append(
             {
                 "symbol": row.pool.asset_id,
@@ -108,11 +109,11 @@ def lend_page(request: HttpRequest) -> HttpResponse:
                     "borrow": curve,
                     "lend": lend_curve,
                     "now": [
-                        float(row.rates.utilization),
-                        float(row.rates.borrow_rate),
-                        float(row.rates.lend_rate),
+                        str(row.rates.utilization),
+                        str(row.rates.borrow_rate),
+                        str(row.rates.lend_rate),
                     ],
-                    "optimal": float(params.optimal_utilization),
+                    "optimal": str(params.optimal_utilization),
                 },
             }
         )

@@ -2,7 +2,10 @@
 // server on a grid), drawn as SVG with today's point.
 const W = 320, H = 170, L = 36, B = 22, T = 8, R = 8;
 for (const svg of document.querySelectorAll("svg.rate-curve")) {
-  const data = JSON.parse(document.getElementById(svg.dataset.symbol).textContent);
+  // The server sends exact decimal strings; numbers are only for drawing.
+  const num = (v) => (Array.isArray(v) ? v.map(num) : Number(v));
+  const raw = JSON.parse(document.getElementById(svg.dataset.symbol).textContent);
+  const data = { borrow: num(raw.borrow), lend: num(raw.lend), now: num(raw.now), optimal: Number(raw.optimal) };
   const maxY = Math.max(...data.borrow.map((p) => p[1]), 0.01) * 1.05;
   const x = (u) => L + u * (W - L - R);
   const y = (r) => H - B - (r / maxY) * (H - B - T);
