@@ -214,6 +214,19 @@ class Batch:
         amount, locked = self.view.get((account, asset), (Decimal(0), Decimal(0)))
         return max(amount, Decimal(0)) - locked
 
+    def net_and_lent(self, account: int) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+        """An account's net quantity per asset (holdings + borrow-lend position) and the
+        lent part, from this batch's view (the engine's margin checks read it)."""
+        net: dict[str, Decimal] = defaultdict(Decimal)
+        lent: dict[str, Decimal] = {}
+        book = self.books.get(account)
+        for (owner, asset), (amount, _) in self.view.items():
+            if owner == account or owner == book:
+                net[asset] += amount
+            if owner == book:
+                lent[asset] = max(amount, Decimal(0))
+        return net, lent
+
     def change(
         self, account: int, asset: str, amount: Decimal = Decimal(0), locked: Decimal = Decimal(0)
     ) -> None:
@@ -586,15 +599,7 @@ class EngineCore:
             return error(
                 "INSUFFICIENT_SUPPLY", f"The {res.asset} market cannot lend {dec(shortfall)}"
             )
-        net: dict[str, Decimal] = defaultdict(Decimal)
-        lent: dict[str, Decimal] = {}
-        book = batch.books.get(acct.pk)
-        for (owner, asset), (amount, _) in batch.view.items():
-            if owner == acct.pk:
-                net[asset] += amount
-            elif owner == book:
-                net[asset] += amount
-                lent[asset] = max(amount, Decimal(0))
+        net, lent = batch.net_and_lent(acct.pk)
         return margin.check_order_borrow(acct, net, lent, res.asset, shortfall)
 
     def _worst_price(

@@ -27,8 +27,8 @@ FEE = Decimal("0.01")
 USDC = "USDC"
 
 
-def _risk(core, account: Account, marks: dict) -> risk.AccountRisk:  # noqa: ANN001
-    base = account_risk_input(account)
+def _risk_input(core, account: Account, marks: dict) -> risk.AccountRiskInput:  # noqa: ANN001
+    """The account's balances (database) and its perp positions (the engine's memory)."""
     rows = []
     for (owner, symbol), p in core.perps.positions.items():
         if owner == account.pk and p.net_quantity:
@@ -36,20 +36,18 @@ def _risk(core, account: Account, marks: dict) -> risk.AccountRisk:  # noqa: ANN
             rows.append(
                 risk.PerpPosition(symbol, p.net_quantity, p.net_cost, marks[symbol], imf, mmf)
             )
+    return replace(account_risk_input(account), positions=tuple(rows))
+
+
+def _risk(core, account: Account, marks: dict) -> risk.AccountRisk:  # noqa: ANN001
     return risk.compute_account_risk(
-        replace(base, positions=tuple(rows)), risk.MarketRiskData(index_prices=marks)
+        _risk_input(core, account, marks), risk.MarketRiskData(index_prices=marks)
     )
 
 
 def _bankruptcy(core, account: Account, symbol: str, marks: dict) -> Decimal:  # noqa: ANN001
-    base = account_risk_input(account)
-    rows = []
-    for (owner, sym), p in core.perps.positions.items():
-        if owner == account.pk and p.net_quantity:
-            imf, mmf = margin_functions(core.markets[sym].market)
-            rows.append(risk.PerpPosition(sym, p.net_quantity, p.net_cost, marks[sym], imf, mmf))
     prepared = risk.prepare_for_perp(
-        replace(base, positions=tuple(rows)), risk.MarketRiskData(index_prices=marks), symbol
+        _risk_input(core, account, marks), risk.MarketRiskData(index_prices=marks), symbol
     )
     return risk.bankruptcy_price(prepared) or marks[symbol]
 

@@ -185,15 +185,7 @@ def _fmt(value: Decimal | None) -> str:
 
 
 def _balances(batch, account: Account) -> tuple:  # noqa: ANN001
-    net: dict[str, Decimal] = defaultdict(Decimal)
-    lent: dict[str, Decimal] = {}
-    book = batch.books.get(account.pk)
-    for (owner, asset), (amount, _) in batch.view.items():
-        if owner == account.pk:
-            net[asset] += amount
-        elif owner == book:
-            net[asset] += amount
-            lent[asset] = max(amount, Decimal(0))
+    net, lent = batch.net_and_lent(account.pk)
     return tuple(
         risk.AssetBalance(symbol=s, quantity=q, lend_quantity=lent.get(s, Decimal(0)))
         for s, q in sorted(net.items())
