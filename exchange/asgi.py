@@ -1,5 +1,7 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels routing, and the
-engine worker's channel (`manage.py runworker engine`)."""
+"""ASGI entry point: HTTP through Django, WebSockets through Channels routing (with the
+session's user in the scope: the site's pages subscribe to private streams by their
+session, exchange/streams/browser.py), and the engine worker's channel
+(`manage.py runworker engine`)."""
 
 import os
 
@@ -8,6 +10,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
@@ -17,7 +20,7 @@ from exchange.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
         "channel": ChannelNameRouter({settings.ENGINE_CHANNEL: EngineConsumer.as_asgi()}),
     }
 )

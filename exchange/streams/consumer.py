@@ -1,7 +1,9 @@
 """The WebSocket endpoint (`/` and `/ws`): Backpack's SUBSCRIBE / UNSUBSCRIBE protocol.
 
 In:  {"method": "SUBSCRIBE" | "UNSUBSCRIBE", "params": [stream, ...], "id": any?,
-      "signature": [apiKey, signature, timestamp, window]?}   (signature: `account.` streams)
+      "signature": [apiKey, signature, timestamp, window]?}   (signature: `account.` streams;
+      a page of this site may leave it out: its logged-in session is the account, see
+      exchange/streams/browser.py)
 Out: {"stream": name, "data": payload} for every update of a subscribed stream;
      {"id": id, "error": {"code": int, "message": str}} when a request is refused (nothing
      of it is subscribed); {"id": id, "result": null} when a request with an `id` succeeded
@@ -23,7 +25,7 @@ from django.conf import settings
 
 from accounts import signing
 from accounts.models import ApiKey
-from exchange.streams import names
+from exchange.streams import browser, names
 from exchange.streams.hub import HUB
 from trading.models import Market
 
@@ -102,7 +104,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             raise Refused(INVALID_REQUEST, f"At most {MAX_STREAMS} streams per connection")
         account = None
         if any(s.private for s in streams):
-            account = await _verify(signature)
+            account = await self._private_account(signature)
         for stream in streams:
             if stream.private:
                 # orderUpdate is published by the engine; positionUpdate (perps) and
@@ -119,6 +121,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 group = names.group(stream.name)
                 await self.channel_layer.group_add(group, self.channel_name)
                 self.public[stream.name] = group
+
+    async def _private_account(self, signature: object) -> int:
+        """The account of a private subscription: the signature's (API clients), or
+        without one the logged-in session's of a socket this site's page opened."""
+        if signature is None:
+            account = await browser.session_account(self.scope)
+            if account is not None:
+                return account
+        return await _verify(signature)
 
     async def _unsubscribe(self, params: list) -> None:
         for name in params:
@@ -168,7 +179,8 @@ async def _verify(signature: object) -> int:
     if not (isinstance(signature, list) and len(signature) == 4):
         raise Refused(
             INVALID_SIGNATURE,
-            "Private streams need signature: [apiKey, signature, timestamp, window]",
+            "Private streams need signature: [apiKey, signature, timestamp, window]"
+            " (or the logged-in session of this site's page)",
         )
     api_key, sig, timestamp, window = signature
     try:
