@@ -380,8 +380,10 @@ def reconcile(account_ids: Iterable[int]) -> int:
     """Settle the users' holdings against their positions, after trades or deposits:
     holdings below zero (a spot-margin trade spent more than was held) become a borrow
     (source SpotMargin); with autoRepayBorrows, available holdings repay a borrow of the
-    same asset (AutoBorrowRepay); with autoLend, available holdings of a lendable asset
-    are lent (AutoLend). One ledger entry and Movement per change; returns their number.
+    same asset (AutoBorrowRepay), and always while the account is being liquidated
+    (Liquidation: what the liquidator bought or sold for goes to its borrows); with
+    autoLend, available holdings of a lendable asset are lent (AutoLend). One ledger
+    entry and Movement per change; returns their number.
     Runs inside the caller's transaction (the engine's batch, or the periodic sweep)."""
     rows = list(
         Balance.objects.filter(account_id__in=set(account_ids), account__kind=Account.Kind.USER)
@@ -411,11 +413,11 @@ def reconcile(account_ids: Iterable[int]) -> int:
                 event, source = Movement.Event.LEND_REDEEM, "Reconciliation"
             else:
                 event, source = Movement.Event.BORROW, "SpotMargin"
-        elif pool and account.auto_repay_borrows and pos < 0 and available > 0:
+        elif pool and (account.auto_repay_borrows or account.liquidating) and pos < 0 < available:
             quantity, event, source = (
                 min(available, -pos),
                 Movement.Event.BORROW_REPAY,
-                "AutoBorrowRepay",
+                "Liquidation" if account.liquidating else "AutoBorrowRepay",
             )
         elif (
             pool
@@ -489,9 +491,14 @@ def redeem_for_order(account: Account, symbol: str, quantity: Decimal) -> Decima
 
 def can_supply(symbol: str, quantity: Decimal) -> bool:
     """Whether the pool could lend `quantity` more now (before a spot-margin order)."""
+    return quantity <= borrow_room(symbol)
+
+
+def borrow_room(symbol: str) -> Decimal:
+    """How much more the pool can lend now (its throttle and maxUtilization; nothing when
+    it is not open): what a USDC settlement may borrow before collateral is converted."""
     pool = Pool.objects.filter(asset_id=symbol).first()
     if pool is None or pool.state != Pool.State.OPEN:
-        return False
+        return Decimal(0)
     borrowed, lent = totals(symbol)
-    room = rates.max_new_borrow(borrowed, lent, params(pool), ledger.asset_decimals(symbol))
-    return quantity <= room
+    return rates.max_new_borrow(borrowed, lent, params(pool), ledger.asset_decimals(symbol))

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from accounts.admin import ReadOnlyAdmin
 from settlement import services
 from settlement.models import (
+    CollateralConversion,
     FundingPayment,
     FundingRate,
     MarkPrice,
@@ -32,6 +33,13 @@ class PositionAdmin(ReadOnlyAdmin):
         "updated_at",
     ]
     list_filter = ["market"]
+    search_fields = ["account__name"]
+
+
+@admin.register(CollateralConversion)
+class CollateralConversionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "asset", "quantity", "price", "usdc", "via", "order"]
+    list_filter = ["via", "asset"]
     search_fields = ["account__name"]
 
 

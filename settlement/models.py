@@ -220,3 +220,39 @@ class FundingPayment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.market_id} {self.quantity}"
+
+
+# Collateral conversion ----------------------------------------------------------------
+
+
+class CollateralConversion(models.Model):
+    """Collateral sold for USDC because a USDC settlement (fees, realized losses, funding,
+    interest) was owed that neither a USDC lend nor a USDC borrow could cover: the last
+    step of the missing-USDC order (SPEC.md). Sold on the asset's USDC book by a system
+    order CollateralConversion (`via` Book), or, when the book absorbs nothing, to the
+    insurance fund at the index less a fee (`via` Index, an off-book trade). Either way
+    the order and its fill are in the account's orders and fills history."""
+
+    class Via(models.TextChoices):
+        BOOK = "Book"
+        INDEX = "Index"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    asset = models.ForeignKey("accounts.Asset", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(**AMOUNT)  # of the asset sold
+    price = models.DecimalField(**AMOUNT)  # average
+    usdc = models.DecimalField(**AMOUNT)  # received, after fees
+    via = models.CharField(max_length=8, choices=Via.choices)
+    # The system order (written by the engine in the same batch; no database constraint
+    # because the batch inserts orders at its end).
+    order = models.ForeignKey(
+        "trading.Order", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.quantity} {self.asset_id} -> {self.usdc} USDC ({self.via})"

@@ -388,6 +388,7 @@ class EngineCore:
                 self._load_view(batch, commands)
                 for i, command in enumerate(commands):
                     results[i] = self._run(batch, command)
+                self.perps.cover_shortfalls(self, batch)  # collateral conversion
                 self._flush(batch)
         except Exception:
             log.exception("engine batch failed; rebuilding books from the database")

@@ -41,6 +41,8 @@ class PnlOverTime:
             self.dirty.add((account_id, symbol))
             legs += [(Account(pk=account_id), USDC, pnl), (self.pnl_pool(), USDC, -pnl)]
             batch.touched.add(account_id)
+            if pnl < 0:
+                self.owing.add(account_id)
         if legs:
             batch.entries.append(EntrySpec(LedgerEntry.Kind.REALIZATION, legs, memo="RealizePnl"))
         return len(legs) // 2
@@ -78,6 +80,8 @@ class PnlOverTime:
             legs.append((Account(pk=account_id), USDC, amount))
             total += amount
             batch.touched.add(account_id)
+            if amount < 0:
+                self.owing.add(account_id)
         if legs:
             legs.append((core._fees_account(), USDC, -total))
             batch.entries.append(
@@ -115,6 +119,8 @@ class PnlOverTime:
             p.cumulative_funding += amount
             self.dirty.add((account_id, symbol))
             batch.touched.add(account_id)
+            if amount < 0:
+                self.owing.add(account_id)
             rows.append(
                 FundingPayment(
                     account_id=account_id,

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from accounts.bulk import allocate_ids, insert_rows, update_rows
 from accounts.models import Account
+from exchange.engine import conversion
 from exchange.engine.perp_pnl import PnlOverTime
 from settlement import risk
 from settlement.models import Position
@@ -37,6 +38,7 @@ class Perps(PnlOverTime):
     def __init__(self) -> None:
         self.positions: dict[tuple[int, str], Position] = {}
         self.dirty: set[tuple[int, str]] = set()
+        self.owing: set[int] = set()  # accounts whose USDC this batch's settlement debited
         self._pnl_pool: Account | None = None
 
     def load(self, symbols: list[str]) -> dict[str, dict[int, int]]:
@@ -46,6 +48,7 @@ class Perps(PnlOverTime):
             (p.account_id, p.market_id): p for p in Position.objects.filter(market_id__in=symbols)
         }
         self.dirty.clear()
+        self.owing.clear()
         out: dict[str, dict[int, Decimal]] = defaultdict(dict)
         for (account, symbol), p in self.positions.items():
             if p.net_quantity:
@@ -151,7 +154,15 @@ class Perps(PnlOverTime):
             if fee:
                 legs.append((who, USDC, -fee))
                 fees += fee
+            if realized < 0 or fee > 0:
+                self.owing.add(account_id)
         return legs, fees
+
+    def cover_shortfalls(self, core, batch) -> int:  # noqa: ANN001
+        """At the end of a batch: USDC the batch's settlement debited that neither a lend
+        nor a borrow covers is raised by selling collateral (exchange.engine.conversion)."""
+        owing, self.owing = self.owing, set()
+        return conversion.cover(core, batch, owing)
 
     def flush(self) -> None:
         new = [self.positions[k] for k in sorted(self.dirty) if self.positions[k].pk is None]

@@ -9,12 +9,13 @@ from django.core.management import call_command
 
 from accounts import services as ledger
 from accounts.errors import ExchangeError
-from accounts.models import Account, Asset
+from accounts.models import Account, Asset, Posting
+from lending import services as lending
 from settlement import services as settlement
 from settlement.models import FundingPayment, Position, PremiumSample
-from tests.builders import balance, limit_order, user_account
+from tests.builders import SignedClient, balance, limit_order, user_account
 from trading import services
-from trading.models import Order
+from trading.models import Kline, Order
 
 pytestmark = pytest.mark.django_db
 PERP = "SOL_USDC_PERP"
@@ -34,21 +35,53 @@ def liquidate() -> dict:
 
 
 def invariants() -> None:
+    """The issue's checks after every story."""
     call_command("ledger_check")
     # Funding is zero-sum: what positions received and paid nets to the rounding residual
     # the insurance fund took (never negative).
     funding = sum(FundingPayment.objects.values_list("quantity", flat=True), D(0))
     assert D("-0.00001") < funding <= 0
+    # pnl_pool + Σ unrealized PnL = 0 at any mark: the pool holds -Σ net cost (the net
+    # quantities of a market sum to zero, so Σ unrealized = -Σ net cost = the pool).
     pool = balance(ledger.system_account(Account.PNL_POOL), "USDC")
+    assert sum((p.net_quantity for p in Position.objects.all()), D(0)) == 0
     assert pool == -sum((p.net_cost for p in Position.objects.all()), D(0))
+
+
+def fills(account, **params) -> list[dict]:
+    response = SignedClient.for_account(account).get("/wapi/v1/history/fills", params)
+    assert response.status_code == 200
+    return response.json()
+
+
+def usdc_pool_half_used() -> None:
+    """USDC lent and half borrowed: settlements can borrow, unrealized PnL pays interest."""
+    lender = user_account("lender", USDC="100000")
+    lending.execute(lender, "USDC", "Lend", D("100000"))
+    borrower = user_account("borrower", SOL="1000")
+    lending.execute(borrower, "USDC", "Borrow", D("50000"))
+
+
+def insurance_fees() -> D:
+    """What the insurance fund received in liquidation fees (legs of trade entries)."""
+    fund = ledger.system_account(Account.INSURANCE_FUND)
+    return sum(
+        Posting.objects.filter(account=fund, asset_id="USDC", entry__kind="trade").values_list(
+            "amount", flat=True
+        ),
+        D(0),
+    )
 
 
 def test_a_10x_long_on_sol_collateral_is_liquidated_in_steps_on_the_book():
     sol_at("150")
+    usdc_pool_half_used()
     trader = user_account("trader", SOL="10")  # 10 x 150 x 0.85 = 1275 of collateral, no USDC
     maker = user_account("maker", USDC="1000000")
     order(maker, "Ask", "150", "80")
     assert order(trader, "Bid", "150", "80")["status"] == "Filled"  # 12000 notional, 10x
+    # The 6 USDC fee is owed without USDC: borrowed (autoBorrowSettlements).
+    assert lending.position(trader, "USDC") < D("-6")
 
     # Funding for an hour (longs pay) and interest on the unrealized loss accrue.
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -64,7 +97,13 @@ def test_a_10x_long_on_sol_collateral_is_liquidated_in_steps_on_the_book():
 
     sol_at("140")  # equity 1190 - 800 = 390 on 11200: healthy
     assert liquidate()["steps"] == 0
-    # 137: equity 8.5 x 137 - 1040 = 124.5 (less funding and fees) on 10960: MF ~0.011 < MMF
+    hour = (end - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    assert services.engine_client().call([{"op": "pnl_interest", "hour": hour}])[0]["ok"] >= 1
+    assert Position.objects.get(account=trader, market_id=PERP).cumulative_interest < 0
+    invariants()
+
+    # 137: equity 8.5 x 137 - 1040 = 124.5 (less funding, interest and fees) on 10960:
+    # MF ~0.011 < MMF
     sol_at("137")
     buyer = user_account("buyer", USDC="1000000")
     order(buyer, "Bid", "137", "200")
@@ -76,46 +115,93 @@ def test_a_10x_long_on_sol_collateral_is_liquidated_in_steps_on_the_book():
         order(trader, "Bid", "130", "1")
     assert refused.value.code == "ACCOUNT_LIQUIDATING"
     assert Position.objects.get(account=trader, market_id=PERP).net_quantity == D(72)  # 10%
-    insurance = ledger.system_account(Account.INSURANCE_FUND)
-    assert balance(insurance, "USDC") >= D("10.96")  # 1% of 8 x 137
+    assert insurance_fees() >= D("10.96")  # 1% of 8 x 137
+    invariants()
 
     outcomes = [liquidate() for _ in range(30)]
     steps = 1 + sum(o["steps"] for o in outcomes)
     # Realized losses become a USDC borrow (higher MMF than the perp), so this account
-    # keeps sliding: step after step on the book, then the backstop takes the rest.
+    # keeps sliding: step after step on the book.
     assert steps >= 5
-    assert (
-        Order.objects.filter(account=trader, system_order_type="LiquidatePositionOnBook").count()
-        == steps
-    )
+    book_orders = Order.objects.filter(account=trader, system_order_type="LiquidatePositionOnBook")
+    assert book_orders.filter(market_id=PERP).count() == steps
     assert Position.objects.get(account=trader, market_id=PERP).net_quantity < D(72)
-    fees = [
-        o.executed_quote_quantity
-        for o in Order.objects.filter(system_order_type="LiquidatePositionOnBook")
-    ]
-    assert balance(insurance, "USDC") >= sum((q * D("0.01") for q in fees), D(0)) - D("0.00001")
+    fees = [o.executed_quote_quantity for o in book_orders]
+    assert insurance_fees() >= sum((q * D("0.01") for q in fees), D(0)) - D("0.00001")
+    # Each step is a fill in the trader's history, marked as a book liquidation.
+    liquidation_fills = fills(trader, fillType="BookLiquidation", limit=1000)
+    assert len(liquidation_fills) >= steps
+    assert {f["systemOrderType"] for f in liquidation_fills} == {"LiquidatePositionOnBook"}
+    # Once nothing is left to close the account leaves the liquidating state.
+    trader.refresh_from_db()
+    if not trader.liquidating:
+        assert not liquidate()["steps"]
     invariants()
 
 
-def test_a_bankrupt_account_goes_to_the_backstop_and_without_a_fund_to_adl():
+def test_a_bankrupt_account_goes_to_the_backstop_then_adl_when_the_fund_cannot_pay():
     sol_at("150")
+    fund = ledger.system_account(Account.INSURANCE_FUND)
+    world = ledger.system_account(Account.WORLD)
+    ledger.post_entry(
+        "adjustment",
+        [(world, "USDC", D("-300")), (fund, "USDC", D("300"))],
+        memo="seed the insurance fund",
+    )
     bull = user_account("bull", USDC="1000")
+    late_bull = user_account("late_bull", USDC="1000")
     bear = user_account("bear", USDC="100000")
     other_bear = user_account("other", USDC="100000")
-    order(bear, "Ask", "150", "40")
+    order(bear, "Ask", "150", "80")
     order(bull, "Bid", "150", "40")  # 6000 notional on 1000: 6x
+    order(late_bull, "Bid", "150", "40")
     order(other_bear, "Ask", "151", "5")
     maker = user_account("maker", USDC="100000")
     order(maker, "Bid", "151", "5")  # other_bear short 5 @ 151 (less profitable)
+    candles = lambda: list(  # noqa: E731
+        Kline.objects.filter(market_id=PERP).values_list("interval", "trades", "volume")
+    )
+    before = candles()
 
-    sol_at("120")  # bull: 1000 - 1200 < 0: bankrupt, far below auto-close
+    # 120: both bulls are bankrupt (1000 - 3 fee + 40 x (p - 150) = 0 at 125.075, taken
+    # at 125.08), far below auto-close. The fund (300) carries the first one's loss at the
+    # mark (40 x 5.08 = 203.2); with that loss on its books it cannot carry the second:
+    # ADL against the shorts, the bear (most profit x leverage) first.
+    sol_at("120")
     result = liquidate()
-    assert result["backstops"] == 1
-    # The insurance fund holds nothing: ADL against the shorts, most profitable x levered first.
+    assert result["backstops"] == 2
     assert Position.objects.get(account=bull, market_id=PERP).net_quantity == 0
-    bear_left = Position.objects.get(account=bear, market_id=PERP).net_quantity
-    other_left = Position.objects.get(account=other_bear, market_id=PERP).net_quantity
-    assert bear_left + other_left == D(-5)  # 45 short, 40 deleveraged
+    assert Position.objects.get(account=late_bull, market_id=PERP).net_quantity == 0
+    assert Position.objects.get(account=fund, market_id=PERP).net_quantity == 40
+    assert Position.objects.get(account=bear, market_id=PERP).net_quantity == -40
+    assert Position.objects.get(account=other_bear, market_id=PERP).net_quantity == -5
+
+    # Both transfers are fills in the users' history, told apart by systemOrderType.
+    [backstop] = fills(bull, fillType="Backstop")
+    assert (backstop["side"], backstop["quantity"], backstop["price"]) == ("Ask", "40", "125.08")
+    assert backstop["systemOrderType"] == "LiquidatePositionOnBackstop"
+    assert backstop["tradeId"] > 0
+    assert [f.get("systemOrderType") for f in fills(bull)] == [
+        "LiquidatePositionOnBackstop",
+        None,  # its own order, when it opened the position
+    ]
+    assert [f["orderId"] for f in fills(bull, fillType="User")] == [fills(bull)[1]["orderId"]]
+    [adl] = fills(late_bull, fillType="Adl")
+    assert (adl["side"], adl["quantity"], adl["systemOrderType"]) == (
+        "Ask",
+        "40",
+        "LiquidatePositionOnAdl",
+    )
+    [deleveraged] = fills(bear, fillType="Adl")
+    assert (deleveraged["side"], deleveraged["quantity"], deleveraged["price"]) == (
+        "Bid",
+        "40",
+        "125.08",
+    )
+    assert fills(other_bear, fillType="AllLiquidation") == []
+    assert len(fills(bull, fillType="AllLiquidation")) == 1
+    # Off-book: no trade of the backstop or ADL reaches the klines.
+    assert candles() == before
     invariants()
 
 

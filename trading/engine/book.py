@@ -408,6 +408,12 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         """Id of the last trade."""
         return self._trade_id
 
+    def take_trade_id(self) -> int:
+        """The next trade id for a trade made off the book (a backstop or ADL transfer, a
+        collateral conversion at the index): the book's own fills never reuse it."""
+        self._trade_id += 1
+        return self._trade_id
+
     @property
     def last_price(self) -> int | None:
         return self._last
