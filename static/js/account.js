@@ -1,4 +1,8 @@
-// Account page: margin gauges and lent/borrowed amounts, refreshed from /ui/api/state.
+// Account page: margin gauges and lent/borrowed amounts from /ui/api/state, read again
+// when the account's private streams tell of an order or position change, and every 30 s.
+import { Stream } from "./stream.js";
+import { AccountFeed } from "./account_feed.js";
+
 const $ = (id) => document.getElementById(id);
 // Display only: cut a decimal string to `d` places (no float arithmetic on amounts).
 const cut = (s, d = 2) => { const [i, f = ""] = String(s).split("."); return f && d ? `${i}.${f.slice(0, d)}` : i; };
@@ -8,10 +12,9 @@ function bar(id, value, scale, cls = "") {
   el.className = `bar ${cls}`;
   el.firstElementChild.style.width = `${Math.max(0, Math.min(100, (Number(value) / scale) * 100))}%`;
 }
-async function refresh() {
-  const r = await fetch("/ui/api/state", { credentials: "same-origin" }).catch(() => null);
-  if (!r || !r.ok) return;
-  const s = await r.json();
+let s = null;
+function render() {
+  if (!s) return;
   const k = s.risk;
   $("g-equity").textContent = cut(k.netEquity);
   $("g-equity").title = k.netEquity;
@@ -38,5 +41,8 @@ async function refresh() {
     tr.querySelector(".borrowed").textContent = b.borrowed;
   }
 }
-refresh();
-setInterval(refresh, 3000);
+window.accountFeed = new AccountFeed(new Stream(), {
+  reset: (state) => { if (state.balances) s = state; },
+  apply: () => {}, // the figures come with the snapshot each update asks for
+  render,
+});

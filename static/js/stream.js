@@ -1,6 +1,13 @@
 // The exchange's WebSocket (Backpack's protocol) with automatic reconnection: every
 // subscription is sent again after a reconnect, and `onOpen` handlers run so that pages
 // can resynchronise their state (order book snapshots) from REST.
+//
+// Private streams (`account.*`, subscribePrivate) need no signature from a page of this
+// site: the socket's logged-in session names the account. They are requested apart from
+// the public ones (a refusal, e.g. after a log-out, costs no public stream), with an id
+// whose answer runs the hooks: onSubscribed after every (re)subscription, onRefused with
+// the error, onLost when the socket closes. Their numbers (positionUpdate's are JSON
+// numbers) reach the handlers as their exact decimal text, never as floats.
 
 export class Stream {
   constructor(url) {
@@ -8,6 +15,10 @@ export class Stream {
     this.url = url || `${proto}//${location.host}/ws`;
     this.handlers = new Map(); // stream name -> [callback]
     this.openHandlers = [];
+    this.privateHandlers = new Map(); // private stream name -> [callback]
+    this.privateHooks = [];
+    this.pending = new Map(); // request id -> hooks to run on its answer
+    this.nextId = 1;
     this.delay = 500;
     this.status = "connecting";
     this.connect();
@@ -20,16 +31,31 @@ export class Stream {
       this.setStatus("live");
       const params = [...this.handlers.keys()];
       if (params.length) this.send({ method: "SUBSCRIBE", params });
+      this.sendPrivate([...this.privateHandlers.keys()], this.privateHooks);
       this.openHandlers.forEach((fn) => fn());
     };
     this.ws.onmessage = (event) => {
       let msg;
       try { msg = JSON.parse(event.data); } catch { return; }
+      if (msg.id != null && this.pending.has(msg.id)) {
+        const hooks = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        hooks.forEach((h) => (msg.error ? h.onRefused?.(msg.error) : h.onSubscribed?.()));
+        return;
+      }
       if (!msg.stream) return;
+      const priv = this.privateHandlers.get(msg.stream);
+      if (priv) {
+        msg = JSON.parse(event.data, exactNumbers);
+        priv.forEach((fn) => fn(msg));
+        return;
+      }
       (this.handlers.get(msg.stream) || []).forEach((fn) => fn(msg));
     };
     this.ws.onclose = () => {
       this.setStatus("reconnecting");
+      this.pending.clear();
+      this.privateHooks.forEach((h) => h.onLost?.());
       setTimeout(() => this.connect(), this.delay);
       this.delay = Math.min(this.delay * 2, 10000);
     };
@@ -57,12 +83,34 @@ export class Stream {
     if (fresh.length) this.send({ method: "SUBSCRIBE", params: fresh });
   }
 
+  subscribePrivate(names, fn, hooks = {}) {
+    for (const name of names) {
+      if (!this.privateHandlers.has(name)) this.privateHandlers.set(name, []);
+      this.privateHandlers.get(name).push(fn);
+    }
+    this.privateHooks.push(hooks);
+    this.sendPrivate(names, [hooks]);
+  }
+
+  sendPrivate(names, hooks) {
+    if (!names.length || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    const id = this.nextId++;
+    this.pending.set(id, hooks);
+    this.send({ method: "SUBSCRIBE", params: names, id });
+  }
+
   unsubscribe(names) {
     for (const name of names) this.handlers.delete(name);
     this.send({ method: "UNSUBSCRIBE", params: names });
   }
 
   onOpen(fn) { this.openHandlers.push(fn); }
+}
+
+// JSON.parse reviver: a number as the text it was written with (Chromium 114+, Firefox
+// 135+; older browsers fall back to the number's shortest text).
+function exactNumbers(key, value, context) {
+  return typeof value === "number" ? (context?.source ?? String(value)) : value;
 }
 
 // A local order book kept from depth updates, resynchronised from the REST snapshot

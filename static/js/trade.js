@@ -1,8 +1,9 @@
 // Trade page: chart, live book and trades, order form, and the account's orders, fills
-// and positions. Amounts are shown as the server's decimal strings; the estimates (cost,
+// and positions (live from the account's private streams). Amounts are shown as the server's decimal strings; the estimates (cost,
 // fee, margin) are JS-number approximations and say so (≈).
 import { createChart, CandlestickSeries, LineSeries } from "../vendor/lightweight-charts.mjs";
 import { Stream, DepthBook } from "./stream.js";
+import { AccountFeed } from "./account_feed.js";
 
 const cfg = JSON.parse(document.getElementById("market-config").textContent);
 const $ = (id) => document.getElementById(id);
@@ -213,7 +214,7 @@ if (form) {
       $("order-error").hidden = false;
     } finally {
       btn.disabled = false;
-      refresh();
+      if (feed && !feed.live) feed.load(); // live: the order's updates tell the tables
     }
   });
 }
@@ -226,38 +227,84 @@ async function post(url, body) {
 }
 
 // ------------------------------------------------------------------ account tables
+// Live from the private streams (account_feed.js): open orders, order history and fills
+// from account.orderUpdate, positions from account.positionUpdate; balances and the
+// account figures from /ui/api/state snapshots the feed reads when an update arrives.
 seg("tabs", (id) => document.querySelectorAll(".tab").forEach((t) => { t.hidden = t.id !== id; }));
 const time = (s) => (s ? String(s).replace("T", " ").slice(5, 19) : "–");
+const isoOf = (us) => new Date(Math.floor(Number(us) / 1000)).toISOString();
+const OPEN = new Set(["New", "PartiallyFilled", "TriggerPending"]);
+const DONE = new Set(["Filled", "Cancelled", "Expired", "TriggerFailed"]);
+const byIdDesc = (a, b) => (BigInt(b.id) > BigInt(a.id) ? 1 : BigInt(b.id) < BigInt(a.id) ? -1 : 0);
+const HISTORY = 30;
+const acct = { orders: new Map(), fills: new Map(), positions: new Map() };
+
 function fill(id, rows, render, empty) {
   const body = document.querySelector(`#${id} tbody`);
   body.innerHTML = rows.length ? rows.map(render).join("") : `<tr class="empty"><td colspan="9">${empty}</td></tr>`;
 }
-function renderState(s) {
-  state = s;
-  fill("open-orders", s.openOrders, (o) => `<tr data-order-id="${esc(o.id)}"><td class="${o.side === "Bid" ? "up" : "down"}">${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}${o.triggerPrice ? ` @${esc(o.triggerPrice)}` : ""}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td><td><button class="ghost cancel" data-id="${esc(o.id)}">Cancel</button></td></tr>`, "No open orders.");
-  fill("order-history", s.orderHistory, (o) => `<tr><td>${time(o.createdAt)}</td><td>${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td></tr>`, "No orders yet.");
-  fill("fills", s.fills, (f) => `<tr><td>${time(f.timestamp)}</td><td class="${f.side === "Bid" ? "up" : "down"}">${f.side === "Bid" ? "Buy" : "Sell"}</td><td class="num">${esc(f.price)}</td><td class="num">${esc(f.quantity)}</td><td class="num">${esc(f.fee)} ${esc(f.feeSymbol)}</td><td>${f.isMaker ? "maker" : "taker"}</td></tr>`, "No fills yet.");
-  fill("positions", s.positions, (p) => `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="num ${Number(p.netQuantity) < 0 ? "down" : "up"}">${esc(p.netQuantity)}</td><td class="num">${cut(p.entryPrice, 4)}</td><td class="num mark">${cut(p.markPrice, 4)}</td><td class="num pnl ${Number(p.pnlUnrealized) < 0 ? "down" : "up"}">${cut(p.pnlUnrealized, 6)}</td><td class="num">${cut(p.estLiquidationPrice, 4)}</td><td class="num">${cut(p.cumulativeFunding, 6)}</td><td class="num">${cut(p.cumulativeInterest, 6)}</td></tr>`, "No open positions.");
-  fill("trade-balances", s.balances, (b) => `<tr data-asset="${esc(b.symbol)}"><td>${esc(b.symbol)}</td><td class="num">${esc(b.total)}</td><td class="num">${esc(b.available)}</td><td class="num">${esc(b.lent)}</td><td class="num">${esc(b.borrowed)}</td></tr>`, "No balances: use the faucet on the Account page.");
-  $("net-equity").textContent = `${s.risk.netEquity} USDC`;
-  $("mf").textContent = s.risk.marginFraction ?? "–";
+function renderAccount() {
+  const orders = [...acct.orders.values()].sort(byIdDesc);
+  const open = orders.filter((o) => OPEN.has(o.status)).reverse();
+  fill("open-orders", open, (o) => `<tr data-order-id="${esc(o.id)}"><td class="${o.side === "Bid" ? "up" : "down"}">${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}${o.triggerPrice ? ` @${esc(o.triggerPrice)}` : ""}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td><td><button class="ghost cancel" data-id="${esc(o.id)}">Cancel</button></td></tr>`, "No open orders.");
+  fill("order-history", orders.slice(0, HISTORY), (o) => `<tr data-order-id="${esc(o.id)}"><td>${time(o.createdAt)}</td><td>${o.side === "Bid" ? "Buy" : "Sell"}</td><td>${esc(o.orderType)}</td><td class="num">${esc(o.price)}</td><td class="num">${esc(o.quantity)}</td><td class="num">${esc(o.executedQuantity)}</td><td>${esc(o.status)}</td></tr>`, "No orders yet.");
+  const fills = [...acct.fills.values()].sort((a, b) => Number(b.tradeId) - Number(a.tradeId)).slice(0, HISTORY);
+  fill("fills", fills, (f) => `<tr><td>${time(f.timestamp)}</td><td class="${f.side === "Bid" ? "up" : "down"}">${f.side === "Bid" ? "Buy" : "Sell"}</td><td class="num">${esc(f.price)}</td><td class="num">${esc(f.quantity)}</td><td class="num">${esc(f.fee)} ${esc(f.feeSymbol)}</td><td>${f.isMaker ? "maker" : "taker"}</td></tr>`, "No fills yet.");
+  fill("positions", [...acct.positions.values()], (p) => `<tr data-symbol="${esc(p.symbol)}"><td>${esc(p.symbol)}</td><td class="num ${Number(p.netQuantity) < 0 ? "down" : "up"}">${esc(p.netQuantity)}</td><td class="num">${cut(p.entryPrice, 4)}</td><td class="num mark">${cut(p.markPrice, 4)}</td><td class="num pnl ${Number(p.pnlUnrealized) < 0 ? "down" : "up"}">${cut(p.pnlUnrealized, 6)}</td><td class="num">${cut(p.estLiquidationPrice, 4)}</td><td class="num">${cut(p.cumulativeFunding, 6)}</td><td class="num">${cut(p.cumulativeInterest, 6)}</td></tr>`, "No open positions.");
+  if (state) {
+    fill("trade-balances", state.balances, (b) => `<tr data-asset="${esc(b.symbol)}"><td>${esc(b.symbol)}</td><td class="num">${esc(b.total)}</td><td class="num">${esc(b.available)}</td><td class="num">${esc(b.lent)}</td><td class="num">${esc(b.borrowed)}</td></tr>`, "No balances: use the faucet on the Account page.");
+    $("net-equity").textContent = `${state.risk.netEquity} USDC`;
+    $("mf").textContent = state.risk.marginFraction ?? "–";
+  }
   updateEstimate();
 }
-async function refresh() {
-  if (!cfg.loggedIn) return;
-  const r = await fetch(`/ui/api/state?symbol=${cfg.symbol}`, { credentials: "same-origin" }).catch(() => null);
-  if (r && r.ok) renderState(await r.json());
+
+// A snapshot of /ui/api/state: the account figures, and (for this market) the orders.
+function resetAccount(s) {
+  if (s.balances) state = { balances: s.balances, risk: s.risk };
+  if (s.positions) acct.positions = new Map(s.positions.map((p) => [p.symbol, p]));
+  if (s.openOrders) {
+    acct.orders = new Map(s.orderHistory.map((o) => [o.id, o]));
+    // open orders' createdAt is in milliseconds, history's a date-time
+    s.openOrders.forEach((o) => acct.orders.set(o.id, { ...o, createdAt: acct.orders.get(o.id)?.createdAt ?? new Date(Number(o.createdAt)).toISOString() }));
+    acct.fills = new Map(s.fills.map((f) => [`${f.tradeId}:${f.orderId}`, f]));
+  }
 }
+
+// One update of account.orderUpdate / account.positionUpdate (idempotent).
+function applyUpdate(msg) {
+  const d = msg.data;
+  if (msg.stream.startsWith("account.positionUpdate")) {
+    if (d.e === "positionClosed" || Number(d.q) === 0) { acct.positions.delete(d.s); return; }
+    const prev = acct.positions.get(d.s) || { symbol: d.s };
+    acct.positions.set(d.s, { ...prev, netQuantity: d.q, entryPrice: d.B, markPrice: d.M, pnlUnrealized: d.P, realizedPnl: d.p });
+    return;
+  }
+  if (d.s !== cfg.symbol) return; // another market's order: only the figures move
+  const prev = acct.orders.get(d.i);
+  if (prev && DONE.has(prev.status) && !DONE.has(d.X)) return; // replayed: already done
+  const executed = prev && Number(prev.executedQuantity) > Number(d.z) ? prev.executedQuantity : d.z;
+  acct.orders.set(d.i, {
+    id: d.i, side: d.S, orderType: d.o[0] + d.o.slice(1).toLowerCase(), price: d.p ?? null,
+    quantity: d.q ?? prev?.quantity ?? null, executedQuantity: executed, status: d.X,
+    triggerPrice: d.P ?? null, createdAt: prev?.createdAt ?? isoOf(d.T),
+  });
+  if (d.e === "orderFill") {
+    acct.fills.set(`${d.t}:${d.i}`, { tradeId: d.t, orderId: d.i, side: d.S, price: d.L, quantity: d.l, fee: d.n, feeSymbol: d.N, isMaker: d.m, timestamp: isoOf(d.T) });
+  }
+}
+
+let feed = null;
 if (cfg.loggedIn) {
+  feed = new AccountFeed(stream, { symbol: cfg.symbol, reset: resetAccount, apply: applyUpdate, render: renderAccount });
+  window.accountFeed = feed;
   document.querySelector(".tabs-card").addEventListener("click", async (e) => {
     const b = e.target.closest("button.cancel, #cancel-all");
     if (!b) return;
     b.disabled = true;
     const res = await post("/ui/api/cancel", b.id === "cancel-all" ? { symbol: cfg.symbol, all: true } : { symbol: cfg.symbol, orderId: b.dataset.id });
-    if (!res.ok) { $("order-error").textContent = `${res.body.code}: ${res.body.message}`; $("order-error").hidden = false; }
-    refresh();
+    if (!res.ok) { $("order-error").textContent = `${res.body.code}: ${res.body.message}`; $("order-error").hidden = false; b.disabled = false; }
+    if (!feed.live) feed.load();
   });
   if (cfg.perp) document.querySelector('button[data-tab="tab-positions"]').click();
-  refresh();
-  setInterval(refresh, 2000);
 }

@@ -1,9 +1,13 @@
 """The browser UI in real headless Chromium (Playwright) against the real server
 (`manage.py serve`, embedded default, demo market makers on) on a SQLite file of its own:
-sign up, faucet, a limit order in the book and in open orders, cancel it, a market buy
-with its fill and balance change, auto lend, and a perp position whose PnL moves with the
-mark. Screenshots of every page (desktop and phone) go to artifacts/screenshots/."""
+sign up, faucet, a limit order in the book and in open orders, cancel it, an order placed
+and cancelled through the API showing up live from the private streams (no /ui/api/state
+read in between, no polling), a market buy with its fill and balance change, auto lend,
+and a perp position whose PnL moves with the mark on account.positionUpdate. Screenshots
+of every page (desktop and phone) go to artifacts/screenshots/; every page fits a phone's
+width."""
 
+import json
 import os
 import re
 import signal
@@ -186,6 +190,79 @@ def test_2_limit_order_in_book_and_open_orders_then_cancel(page, browser):
     page.wait_for_selector(f'#bids tr[data-price="{price}"]', state="detached")
 
 
+def create_api_key(page) -> dict:
+    """A key made on the account page: {"apiKey", "apiSecret"} as shown once."""
+    page.goto("/account/")
+    page.fill("input[name=label]", "browser-test")
+    page.click("text=Create API key")
+    page.wait_for_selector("#new-api-secret")
+    return {
+        "apiKey": page.inner_text("#new-api-key").strip(),
+        "apiSecret": page.inner_text("#new-api-secret").strip(),
+    }
+
+
+def state_reads(page, refuse: bool) -> list[float]:
+    """Record the page's /ui/api/state requests (their times); with `refuse`, every one
+    fails, so that what the page shows can only have come from the streams."""
+    seen: list[float] = []
+    page.on(
+        "request",
+        lambda r: seen.append(time.monotonic()) if "/ui/api/state" in r.url else None,
+    )
+    if refuse:
+        page.route("**/ui/api/state*", lambda route: route.abort())
+    return seen
+
+
+def private_frames(page) -> list[dict]:
+    """Record the account.* frames the page's sockets receive (numbers as Decimal)."""
+    frames: list[dict] = []
+
+    def on_socket(ws) -> None:  # noqa: ANN001
+        def on_frame(payload) -> None:  # noqa: ANN001
+            if isinstance(payload, str) and '"stream":"account.' in payload:
+                frames.append(json.loads(payload, parse_float=Decimal))
+
+        ws.on("framereceived", on_frame)
+
+    page.on("websocket", on_socket)
+    return frames
+
+
+def open_trade_page_live(page, symbol: str) -> None:
+    page.goto(f"/trade/{symbol}/")
+    page.wait_for_selector('[data-private-status="live"]')
+    page.wait_for_selector("#asks tr[data-price]")
+
+
+def test_2b_api_orders_appear_and_go_live_from_the_private_stream_without_polling(page):
+    from tests.clients.helpers import SOL, backpack
+
+    credentials = create_api_key(page)
+    api = backpack(re.match(r"https?://[^/]+", page.url).group(0), credentials)
+    open_trade_page_live(page, "SOL_USDC")
+    reads = state_reads(page, refuse=True)
+    best_bid = Decimal(page.locator("#bids tr[data-price]").first.get_attribute("data-price"))
+    price = (best_bid * Decimal("0.98")).quantize(Decimal("0.1"), ROUND_DOWN) + Decimal("0.07")
+    order = api.create_order(SOL, "limit", "buy", 0.3, float(price))
+    row = page.locator(f'#open-orders tr[data-order-id="{order["id"]}"]')
+    row.wait_for()
+    assert str(price) in row.inner_text() and "New" in row.inner_text()
+    history = page.locator(f'#order-history tr[data-order-id="{order["id"]}"]')
+    api.cancel_order(order["id"], SOL)
+    row.wait_for(state="detached")
+    assert "Cancelled" in history.inner_text()
+    # Every snapshot read since the page was live failed: the rows came from the stream.
+    page.unroute("**/ui/api/state*")
+    assert page.evaluate("window.accountFeed.status") == "live"
+    # No polling: with nothing happening to the account, at most the 30 s fallback reads.
+    page.wait_for_timeout(1500)  # the debounced read after the cancel
+    quiet_from = time.monotonic()
+    page.wait_for_timeout(6500)
+    assert len([t for t in reads if t >= quiet_from]) <= 1, reads
+
+
 def test_3_market_buy_fills_and_changes_the_balance(page):
     page.goto("/account/")
     sol_before = balance_cell(page, "SOL", 1)
@@ -230,9 +307,15 @@ def test_5_auto_lend_shows_the_lent_amount(page, browser):
     shoot(browser, page, "markets", "/markets/")
 
 
+def full_value(cell) -> Decimal:  # noqa: ANN001
+    """A table cell's number as the page has it (a cut value carries it in its title)."""
+    span = cell.locator("span[title]")
+    return Decimal(span.get_attribute("title") if span.count() else cell.inner_text())
+
+
 def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
-    page.goto("/trade/SOL_USDC_PERP/")
-    page.wait_for_selector("#asks tr[data-price]")
+    frames = private_frames(page)
+    open_trade_page_live(page, "SOL_USDC_PERP")
     page.fill("#stop-loss", "1")  # a stop loss far below: it waits as a trigger order
     place(page, "Bid", "Market", "2")
     page.wait_for_selector("#order-result:not([hidden])")
@@ -243,9 +326,19 @@ def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
     page.click("button[data-tab=tab-positions]")
     row = page.locator('#positions tr[data-symbol="SOL_USDC_PERP"]')
     row.wait_for()
+    # From here on every /ui/api/state read fails: what moves comes from the stream.
+    state_reads(page, refuse=True)
     first = row.locator(".pnl").inner_text()
     wait_until(lambda: row.locator(".pnl").inner_text() != first, 40, "the PnL to move")
+    updates = [
+        f["data"]
+        for f in frames
+        if f["stream"] == "account.positionUpdate" and f["data"]["s"] == "SOL_USDC_PERP"
+    ]
+    shown = (full_value(row.locator(".mark")), full_value(row.locator(".pnl")))
+    assert shown in {(u["M"], Decimal(u["P"])) for u in updates}, (shown, updates[-3:])
     assert Decimal(row.locator("td").nth(1).inner_text()) == Decimal(2)
+    page.unroute("**/ui/api/state*")
     shoot(browser, page, "trade-perp", "/trade/SOL_USDC_PERP/")
 
 
@@ -261,3 +354,32 @@ def test_7_depth_gap_resyncs_from_the_snapshot_and_no_page_error(page):
     page.wait_for_timeout(1000)
     assert page.locator('#asks tr[data-price="999999"]').count() == 0
     assert page.errors == []
+
+
+def test_8_every_page_fits_a_phone_and_its_trade_page_is_live(page, browser, server):
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server)
+    phone.add_cookies(page.context.cookies())
+    pp = phone.new_page()
+    pp.set_default_timeout(20_000)
+    try:
+        for path in (
+            "/markets/",
+            "/trade/SOL_USDC/",
+            "/trade/SOL_USDC_PERP/",
+            "/account/",
+            "/lend/",
+        ):
+            pp.goto(path)
+            pp.wait_for_timeout(1000)
+            # Wide tables scroll inside their cards; the page itself never scrolls sideways.
+            overflow = pp.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, (path, overflow)
+        pp.goto("/trade/SOL_USDC_PERP/")
+        pp.wait_for_selector('[data-private-status="live"]')
+        row = pp.locator('#positions tr[data-symbol="SOL_USDC_PERP"]')
+        row.scroll_into_view_if_needed()
+        assert row.is_visible()
+        pp.click("button[data-tab=tab-open]")
+        assert pp.locator("#open-orders").is_visible()
+    finally:
+        phone.close()
