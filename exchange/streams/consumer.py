@@ -25,7 +25,7 @@ from django.conf import settings
 
 from accounts import signing
 from accounts.models import ApiKey
-from exchange.streams import browser, names
+from exchange.streams import browser, names, positions
 from exchange.streams.hub import HUB
 from trading.models import Market
 
@@ -69,6 +69,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: object, **kwargs: object) -> None:
         request_id = content.get("id") if isinstance(content, dict) else None
+        snapshots: list[str] = []
         try:
             if not isinstance(content, dict):
                 raise Refused(INVALID_REQUEST, "Expected a JSON object")
@@ -77,7 +78,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             if not isinstance(params, list) or not params:
                 raise Refused(INVALID_REQUEST, "params must be a non-empty array of streams")
             if method == "SUBSCRIBE":
-                await self._subscribe(params, content.get("signature"))
+                snapshots = await self._subscribe(params, content.get("signature"))
             elif method == "UNSUBSCRIBE":
                 await self._unsubscribe(params)
             else:
@@ -87,8 +88,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             return
         if request_id is not None:
             await self.send_json({"id": request_id, "result": None})
+        for text in snapshots:  # after the acknowledgement
+            await self.send(text_data=text)
 
-    async def _subscribe(self, params: list, signature: object) -> None:
+    async def _subscribe(self, params: list, signature: object) -> list[str]:
+        """Subscribe; returns the frames to send once acknowledged (a position stream's
+        open positions, without `e`, as Backpack sends them on subscribe)."""
         streams = []
         for name in params:
             stream = names.parse(name)
@@ -105,22 +110,26 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         account = None
         if any(s.private for s in streams):
             account = await self._private_account(signature)
+        snapshots = []
         for stream in streams:
             if stream.private:
-                # orderUpdate is published by the engine; positionUpdate (perps) and
-                # rfqUpdate (no RFQ here) are accepted and stay quiet until those exist
-                # (no open positions: no initial snapshot message either).
+                # orderUpdate is published by the engine, positionUpdate by the hub;
+                # rfqUpdate (no RFQ here) is accepted and stays quiet.
+                if stream.kind == positions.KIND:
+                    snapshots += [
+                        positions.frame(stream.name, data)
+                        for data in await _positions(account, stream.symbol)
+                    ]
                 if not any(a == account for _, a in self.private.values()):
                     await self.channel_layer.group_add(
                         names.account_group(account), self.channel_name
                     )
                 self.private[stream.name] = (stream, account)
             else:
-                # markPrice, openInterest and liquidation need perps: subscribed, but
-                # nothing publishes to them yet.
                 group = names.group(stream.name)
                 await self.channel_layer.group_add(group, self.channel_name)
                 self.public[stream.name] = group
+        return snapshots
 
     async def _private_account(self, signature: object) -> int:
         """The account of a private subscription: the signature's (API clients), or
@@ -164,7 +173,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             if account == event["account"] and names.matches_private(
                 stream, event["kind"], event["symbol"]
             ):
-                await self.send_json({"stream": name, "data": event["data"]})
+                if "raw" in event:  # JSON text already (a position update's numbers)
+                    await self.send(text_data=positions.frame(name, event["raw"]))
+                else:
+                    await self.send_json({"stream": name, "data": event["data"]})
+
+
+@database_sync_to_async
+def _positions(account: int, symbol: str | None) -> list[str]:
+    return positions.snapshot(account, symbol)
 
 
 @database_sync_to_async

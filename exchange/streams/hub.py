@@ -19,7 +19,10 @@ The hub also does what needs a clock: the aggregated depth streams (`depth.200ms
 about once a second (settings.STREAMS_TICK_SECONDS) for markets that traded, the 24h
 `ticker` and the `kline.<interval>` candles read back from the database (the engine wrote
 them in the batch's transaction), plus the in-memory 1s candles; a candle whose period has
-ended is sent once more with `X: true`.
+ended is sent once more with `X: true`. Each tick also sends every perp's `markPrice` and
+`openInterest`, and `account.positionUpdate` for the open positions (of the perps this
+hub's engine owns) whose figures moved, of the accounts that subscribed to them
+(exchange/streams/positions.py); a batch with perp fills has its positions told at once.
 """
 
 import asyncio
@@ -33,7 +36,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.api.serializers import dec
-from exchange.streams import names
+from exchange.streams import names, positions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class Hub:
         self._lock = threading.Lock()
         self.loop = loop
         self.layer = layer
+        self.perps: frozenset[str] = frozenset()  # perp markets of this hub's engine
         self._reset()
 
     def _reset(self) -> None:
@@ -63,6 +67,13 @@ class Hub:
         self._traded: dict[str, set[int]] = {}  # symbol -> trade seconds since the last tick
         self._one_second: dict[tuple[str, int], dict] = {}  # (symbol, second) -> 1s candle
         self._open: dict[tuple[str, str], tuple[datetime, dict]] = {}  # candles sent open
+        # account.positionUpdate: positions changed by fills ((account, symbol) -> net
+        # quantity before), whether a tick asked for a refresh, what was told last.
+        self._position_changes: dict[tuple[int, str], Decimal] = {}
+        self._position_refresh = False
+        self._position_wake: asyncio.Event | None = None
+        self._positions_told: dict[tuple[int, str], dict] = {}
+        self._positions_primed: set[tuple[int, str]] = set()
 
     # ------------------------------------------------------------------ any thread
 
@@ -73,6 +84,10 @@ class Hub:
                 return
             self.loop, self.layer = loop, layer
             self._reset()
+
+    def own(self, perps: frozenset[str]) -> None:
+        """The perp markets whose positions (and mark prices) this hub tells."""
+        self.perps = perps
 
     def ready(self) -> bool:
         loop = self.loop
@@ -98,6 +113,8 @@ class Hub:
             self._tasks = [loop.create_task(self._drain())]
             self._tasks += [loop.create_task(self._window(w)) for w in names.DEPTH_WINDOWS]
             self._tasks.append(loop.create_task(self._ticks()))
+            self._position_wake = asyncio.Event()
+            self._tasks.append(loop.create_task(self._positions()))
         if self._queue.qsize() >= MAX_QUEUED_BATCHES:
             log.error("streams: delivery is not keeping up; a batch of updates was dropped")
             return
@@ -135,6 +152,10 @@ class Hub:
                     "data": data,
                 },
             )
+        elif op == "positions":
+            for account, symbol, before in message["changes"]:
+                self._position_changes.setdefault((account, symbol), Decimal(before))
+            self._position_wake.set()
         elif op == "traded":
             symbol = message["symbol"]
             seconds = self._traded.setdefault(symbol, set())
@@ -170,11 +191,14 @@ class Hub:
 
     async def tick(self) -> None:
         """Refresh ticker and klines of the markets that traded; close ended candles; send
-        every perp's mark price and open interest."""
+        every perp's mark price and open interest; have the positions refreshed."""
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
-        for stream, data in await _read(_perp_frames)():
-            await self.send(stream, data)
+        if self.perps:
+            for stream, data in await _read(_perp_frames)(self.perps):
+                await self.send(stream, data)
+            self._position_refresh = True
+            self._position_wake.set()
         for symbol, seconds in traded.items():
             # Not thread-sensitive: inside the engine worker the one sync thread is busy
             # with the engine's batches (waiting on it would deadlock).
@@ -196,6 +220,57 @@ class Hub:
         horizon = int(now.timestamp()) - 5
         for key in [k for k in self._one_second if k[1] < horizon]:
             del self._one_second[key]
+
+    async def _positions(self) -> None:
+        """Tell position changes, one refresh at a time (changes meanwhile are merged)."""
+        while True:
+            await self._position_wake.wait()
+            self._position_wake.clear()
+            changes, self._position_changes = self._position_changes, {}
+            refresh, self._position_refresh = self._position_refresh, False
+            try:
+                await self._tell_positions(changes, refresh)
+            except Exception:  # noqa: BLE001
+                log.exception("streams: position updates failed")
+
+    async def _tell_positions(self, changes: dict[tuple[int, str], Decimal], refresh: bool) -> None:
+        told = self._positions_told
+        found, watching = await _read(_position_figures)(
+            set(changes), {k for k, v in told.items() if v["q"] != "0"}, refresh, self.perps
+        )
+        primed = self._positions_primed
+        for key in [k for k in told if k[0] not in watching]:
+            del told[key]
+            primed.discard(key)
+        for key, data in sorted(found.items()):
+            # A change is told against what was told last, so a tick and a batch naming
+            # the same change tell it once. A position a tick finds untold is what the
+            # subscriber's snapshot had (or the hub restarted): noted, not told; a fill
+            # naming it is told against the quantity before the batch.
+            previous = told.get(key)
+            if key in changes and (previous is None or key in primed):
+                before = changes[key]
+            elif previous is None:
+                told[key] = data
+                primed.add(key)
+                continue
+            elif _same(previous, data):
+                continue
+            else:
+                before = Decimal(previous["q"])
+            told[key] = data
+            primed.discard(key)
+            event = positions.kind(before, Decimal(data["q"]))
+            await self.layer.group_send(
+                names.account_group(key[0]),
+                {
+                    "type": "stream.account",
+                    "account": key[0],
+                    "kind": positions.KIND,
+                    "symbol": key[1],
+                    "raw": positions.render(data, event),
+                },
+            )
 
     async def _candle(
         self,
@@ -261,6 +336,28 @@ def _window_payload(merged: dict) -> dict:
         "u": merged["u"],
         "T": merged["T"],
     }
+
+
+def _same(told: dict, data: dict) -> bool:
+    """Whether a position's figures are those told last (the engine time aside)."""
+    return all(told.get(k) == v for k, v in data.items() if k != "T")
+
+
+def _position_figures(
+    changes: set[tuple[int, str]], told: set[tuple[int, str]], refresh: bool, perps: frozenset
+) -> tuple[dict[tuple[int, str], dict], set[int]]:
+    """The figures to compare with what was told, of the watching accounts: the changed
+    positions, those told open last time, and on a refresh every open position."""
+    from settlement.models import Position
+
+    owners = {a for a, _ in changes} | {a for a, _ in told}
+    if refresh:
+        rows = Position.objects.filter(market_id__in=perps).exclude(net_quantity=0)
+        owners |= set(rows.values_list("account_id", flat=True).distinct())
+    watching = positions.watched(owners)
+    keys = {k for k in changes | told if k[0] in watching}
+    accounts = watching if refresh else set()
+    return positions.figures(accounts, keys, set(perps)), watching
 
 
 def _fold(candles: dict, symbol: str, second: int, price: Decimal, qty: Decimal) -> None:
@@ -331,14 +428,15 @@ def _read(fn):  # noqa: ANN001, ANN202
     return database_sync_to_async(fn, thread_sensitive=False)
 
 
-def _perp_frames() -> list[tuple[str, dict]]:
-    """markPrice.<symbol> and openInterest.<symbol> of every perp, as the contract has them."""
-    from accounts.api.serializers import dec
+def _perp_frames(perps: frozenset[str]) -> list[tuple[str, dict]]:
+    """markPrice.<symbol> and openInterest.<symbol> of these perps, as the contract has them."""
     from settlement.selectors import mark_price_rows, open_interest
 
     stamp = now_us()
     frames = []
     for row in mark_price_rows():
+        if row.market.symbol not in perps:
+            continue
         data = {"e": "markPrice", "s": row.market.symbol, "p": dec(row.mark_price), "T": stamp}
         if row.index_price is not None:
             data["i"] = dec(row.index_price)
@@ -348,6 +446,8 @@ def _perp_frames() -> list[tuple[str, dict]]:
             data["n"] = int(row.next_funding.timestamp()) * 1000  # whole hours
         frames.append((f"markPrice.{row.market.symbol}", data))
     for symbol, quantity in open_interest():
+        if symbol not in perps:
+            continue
         frames.append(
             (f"openInterest.{symbol}", {"e": "openInterest", "s": symbol, "o": dec(quantity)})
         )

@@ -15,7 +15,7 @@ from trading import klines
 DEPTH_WINDOWS = {"200ms": 0.2, "600ms": 0.6, "1000ms": 1.0}
 # `1s` is a stream-only interval (no REST klines for it): built from trades in memory.
 KLINE_INTERVALS = ("1s", *klines.INTERVALS)
-# Streams of perpetual markets: accepted, nothing published until perps exist.
+# Streams of perpetual markets, sent each hub tick (exchange/streams/hub.py).
 PERP_STREAMS = ("markPrice", "openInterest")
 PRIVATE_KINDS = ("orderUpdate", "positionUpdate", "rfqUpdate")
 

@@ -14,6 +14,11 @@ lists exactly the levels whose total changed, as absolute quantities ("0" remove
 the book's sequence after the batch (the `lastUpdateId` of the REST snapshot written in the
 same `process()` call) and `U` the sequence right after the previous update's `u`: updates
 chain without gaps even across batches that changed no level (rejections, triggers).
+
+Perps: the batch's liquidation fills (a liquidation, backstop or ADL order on either side)
+go to the public `liquidation` stream; the positions its perp fills changed are named to
+the hub with their net quantity before the batch, and the hub tells their figures on
+`account.positionUpdate` (exchange/streams/positions.py).
 """
 
 import logging
@@ -38,6 +43,9 @@ ORIGINS = {
     "CollateralConversion": "COLLATERAL_CONVERSION",
     "SettlementAutoclose": "SETTLEMENT_AUTOCLOSE",
 }
+LIQUIDATIONS = frozenset(
+    ("LiquidatePositionOnBook", "LiquidatePositionOnAdl", "LiquidatePositionOnBackstop")
+)
 
 
 def engine_core(symbols: list[str] | None = None, hub: Hub | None = None) -> EngineCore:
@@ -70,6 +78,7 @@ class StreamPublisher:
                 self._last_u.clear()
                 self._top.clear()
                 return
+            self.hub.own(frozenset(s for s, mb in self.core.markets.items() if mb.market.is_perp))
             messages = self.translate(batch)
         except Exception:  # noqa: BLE001 - never break the engine's batch loop
             log.exception("streams: could not translate a batch; its updates are skipped")
@@ -94,6 +103,36 @@ class StreamPublisher:
             out.extend(self._trades(symbol, fills))
             out.extend(self._depth(mb, events, stamp))
             out.extend(self._book_ticker(mb, stamp))
+        out.extend(self._perp_fills(batch))
+        return out
+
+    # -- liquidation, account.positionUpdate
+
+    def _perp_fills(self, batch: Batch) -> list[dict]:
+        out = []
+        moved: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+        for t, _ in batch.trades:
+            mb = self.core.markets.get(t.market_id)
+            if mb is None or not mb.market.is_perp:
+                continue
+            buyer_is_maker = t.taker_side == "Ask"
+            buyer = t.maker_account_id if buyer_is_maker else t.taker_account_id
+            seller = t.taker_account_id if buyer_is_maker else t.maker_account_id
+            moved[(buyer, t.market_id)] += t.quantity
+            moved[(seller, t.market_id)] -= t.quantity
+            for order_id in (t.taker_order_id, t.maker_order_id):
+                order = self.core.orders.get(order_id)
+                if order is not None and order.system_order_type in LIQUIDATIONS:
+                    out.append(_liquidation(t, order.side))
+                    break
+        if moved:
+            held = self.core.perps.positions
+            changes = []
+            for (account, symbol), delta in sorted(moved.items()):
+                p = held.get((account, symbol))
+                after = p.net_quantity if p is not None else Decimal(0)
+                changes.append([account, symbol, dec(after - delta)])
+            out.append({"op": "positions", "changes": changes})
         return out
 
     # -- account.orderUpdate
@@ -325,6 +364,13 @@ class StreamPublisher:
         data["u"] = str(book.sequence)
         data["T"] = stamp
         return [{"op": "send", "stream": f"bookTicker.{symbol}", "data": data}]
+
+
+def _liquidation(t: Trade, side: str) -> dict:
+    """A `liquidation` event: the fill of a liquidation order, on the liquidated side."""
+    data = {"e": "liquidation", "E": 0, "q": dec(t.quantity), "p": dec(t.price), "S": side}
+    data.update(s=t.market_id, T=t.timestamp * 1000)
+    return {"op": "send", "stream": "liquidation", "data": data}
 
 
 def _level_total(book, is_bid: bool, price: int) -> int:  # noqa: ANN001

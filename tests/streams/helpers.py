@@ -1,7 +1,9 @@
 """Driving the WebSocket endpoint in tests: one event loop per scenario (async_to_sync),
 services called through sync_to_async (they run on the test's thread and connection)."""
 
+import json
 import time
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -64,6 +66,13 @@ class Client:
         if stream is not None:
             assert frame.get("stream") == stream, frame
         return {"stream": frame["stream"], "data": timeless(frame["data"])}
+
+    async def exact_frame(self, stream: str | None = None) -> dict:
+        """The next frame as sent, numbers parsed exactly (decimals as Decimal)."""
+        frame = json.loads(await self.ws.receive_from(timeout=TIMEOUT), parse_float=Decimal)
+        if stream is not None:
+            assert frame.get("stream") == stream, frame
+        return frame
 
     async def nothing(self, timeout: float = 0.3) -> bool:
         return await self.ws.receive_nothing(timeout=timeout)
