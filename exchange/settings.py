@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Failed API signatures count against the per-IP rate limit (exchange/throttling.py).
+    "exchange.throttling.FailedSignatureMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"

@@ -7,19 +7,34 @@ worker shares them. Each limit is a sliding window approximated from two fixed w
 counted with the cache's atomic `incr`; a refused request is taken back out of the count,
 so a refused request costs the client nothing and changes nothing. A refused request raises
 DRF's `Throttled`: HTTP 429, `{"code": "TOO_MANY_REQUESTS", ...}` and a Retry-After header.
+
+Failed signatures count too: DRF runs throttles after authentication, so a request whose
+signature fails never reaches them; `FailedSignatureMiddleware` counts each such 401
+against the client IP's limit and, once the limit is reached, answers 429 instead (a
+brute-forcer learns nothing more, and its good requests from that address wait as well).
+
+With the cache unreachable (Redis down) the limits are not enforced (logged): public
+market data keeps being served, and signed requests are refused by the signature's replay
+check with 503 SERVER_ERROR.
 """
 
+import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
+from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
 if TYPE_CHECKING:  # rest_framework.views imports this module (DEFAULT_THROTTLE_CLASSES)
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+log = logging.getLogger(__name__)
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -66,8 +81,15 @@ class WindowThrottle(BaseThrottle):
         """Who is counted; None: this throttle does not apply to the request."""
         raise NotImplementedError
 
-    def allow_request(self, request: "Request", view: "APIView") -> bool:
+    def allow_request(self, request: "Request", view: "APIView | None") -> bool:
         self._wait = None
+        try:
+            return self._count(request)
+        except (RedisError, OSError) as exc:
+            log.warning("rate limits not enforced: the cache is unreachable (%s)", exc)
+            return True
+
+    def _count(self, request: "Request") -> bool:
         rate = parse_rate(_limits().get(self.setting))
         if rate is None:
             return True
@@ -128,3 +150,46 @@ class IpRateThrottle(WindowThrottle):
 
     def ident(self, request: "Request") -> str | None:
         return client_ip(request)
+
+
+class FailedSignatureMiddleware:
+    """Counts a request refused for its signature (401 to a request with X-API-Key)
+    against the client IP's limit; over the limit it answers 429 TOO_MANY_REQUESTS."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response) -> None:  # noqa: ANN001
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):  # noqa: ANN204
+        if self.is_async:
+            return self._acall(request)
+        response = self.get_response(request)
+        return self._counted(request, response) if _failed(request, response) else response
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        response = await self.get_response(request)
+        if _failed(request, response):
+            return await sync_to_async(self._counted, thread_sensitive=False)(request, response)
+        return response
+
+    @staticmethod
+    def _counted(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        from accounts.api.errors import json_error  # imports DRF's views, which import us
+
+        throttle = IpRateThrottle()
+        if throttle.allow_request(request, None):
+            return response
+        refused = json_error(
+            "TOO_MANY_REQUESTS", "Too many requests from this address: try again later", 429
+        )
+        refused["Retry-After"] = str(math.ceil(throttle.wait() or 1))
+        return refused
+
+
+def _failed(request: HttpRequest, response: HttpResponse) -> bool:
+    return response.status_code == 401 and bool(request.headers.get("X-API-Key"))

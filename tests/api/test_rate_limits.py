@@ -145,3 +145,21 @@ def test_the_limits_can_be_turned_off(settings):
     limits(settings)
     client = Client(REMOTE_ADDR=an_ip())
     assert all(client.get("/api/v1/time").status_code == 200 for _ in range(30))
+
+
+def test_failed_signatures_count_against_the_ip_limit_then_get_429(settings):
+    limits(settings, per_ip="3/m")
+    ip = an_ip()
+    account = user_account("alice", USDC="1000")
+    alice = Api.of(account)
+    _, other_secret = accounts.create_api_key(user_account("mallory", USDC="1"))
+    forger = Api(alice.api_key, other_secret, client=Client(REMOTE_ADDR=ip))
+    for _ in range(2):  # guesses at alice's signature: refused, and counted
+        refused(forger.get("/api/v1/capital"), "INVALID_SIGNATURE", 401)
+    refused(forger.post("/api/v1/order", limit("Bid", "10", "1")), "INVALID_SIGNATURE", 401)
+    too_many(forger.get("/api/v1/capital"))
+    too_many(forger.post("/api/v1/order", limit("Bid", "10", "1")))
+    # Good requests from that address wait as well; alice elsewhere is unaffected.
+    too_many(api_from(account, ip).get("/api/v1/capital"))
+    assert api_from(account, an_ip()).get("/api/v1/capital").status_code == 200
+    assert not Order.objects.filter(account=account).exists()
