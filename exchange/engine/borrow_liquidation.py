@@ -156,7 +156,7 @@ def _buy_back(  # noqa: PLR0913
         return False
     tick, step_size = mb.market.tick_size, mb.market.step_size
     cap = bankrupt.get(asset) or prices[asset] * mb.market.max_impact_multiplier
-    limit = (cap / tick).to_integral_value(ROUND_FLOOR) * tick
+    limit = conversion.banded(mb, (cap / tick).to_integral_value(ROUND_FLOOR) * tick, False)
     ask = mb.scale.ticks_to_price(best)
     if limit <= 0 or ask > limit:
         return False

@@ -154,7 +154,7 @@ def _sell_on_book(  # noqa: PLR0913
     """One IOC ask for about `needed` USDC at the best bid, no lower than `floor`."""
     best = mb.book.best_bid()
     tick, step = mb.market.tick_size, mb.market.step_size
-    limit = max(tick, (floor / tick).to_integral_value(ROUND_CEILING) * tick)
+    limit = banded(mb, max(tick, (floor / tick).to_integral_value(ROUND_CEILING) * tick), True)
     if best is None or mb.scale.ticks_to_price(best) < limit:
         return None, ZERO
     bid = mb.scale.ticks_to_price(best)
@@ -190,6 +190,22 @@ def _sell_on_book(  # noqa: PLR0913
     if not order.executed_quantity:
         return None, ZERO
     return order, batch.view[(account.pk, USDC)][0] - before
+
+
+def banded(mb, price: Decimal, selling: bool) -> Decimal:  # noqa: ANN001
+    """A system order's limit price moved inside the market's price band (limit prices
+    within [minMultiplier, maxMultiplier] x the last price), on the tick: a sell no lower
+    than the band's low, a buy no higher than its high."""
+    last = mb.book.last_price
+    if last is None:
+        return price
+    last = mb.scale.ticks_to_price(last)
+    tick, market = mb.market.tick_size, mb.market
+    if selling:
+        low = (last * market.min_multiplier / tick).to_integral_value(ROUND_CEILING) * tick
+        return max(price, low)
+    high = (last * market.max_multiplier / tick).to_integral_value(ROUND_FLOOR) * tick
+    return min(price, high)
 
 
 def _sell_at_index(core, batch, account: Account, needed: Decimal) -> Decimal:  # noqa: ANN001

@@ -20,7 +20,7 @@ from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from accounts.models import Account, Balance, LedgerEntry
-from exchange.engine import offbook
+from exchange.engine import conversion, offbook
 from settlement import risk
 from settlement.pnl import apply_fill
 from settlement.selectors import account_risk_input, margin_functions, mark_prices
@@ -133,6 +133,7 @@ def _step_on_book(core, batch, account: Account, symbol: str, bankrupt: Decimal)
     tick = mb.market.tick_size
     rounding = ROUND_CEILING if selling else ROUND_FLOOR
     price = max(tick, (bankrupt / tick).to_integral_value(rounding) * tick)
+    price = conversion.banded(mb, price, selling)
     before = p.net_quantity
     command = {
         "op": "place",
