@@ -21,6 +21,18 @@ def user_account(name: str, **deposits: str) -> Account:
     return account
 
 
+def seed_insurance_fund(usdc: str) -> Account:
+    """Give the insurance fund USDC (from the world account), as backstops need."""
+    fund = services.system_account(Account.INSURANCE_FUND)
+    world = services.system_account(Account.WORLD)
+    services.post_entry(
+        "adjustment",
+        [(world, "USDC", -Decimal(usdc)), (fund, "USDC", Decimal(usdc))],
+        memo="seed the insurance fund",
+    )
+    return fund
+
+
 def balance(account: Account, symbol: str) -> Decimal:
     return services.balance_of(account, symbol).amount
 

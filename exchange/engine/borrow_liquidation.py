@@ -28,11 +28,10 @@ from django.db import connection
 
 from accounts.models import Account, Balance, LedgerEntry
 from accounts.services import EntrySpec, post_entry
-from exchange.engine import conversion, liquidation, offbook
+from exchange.engine import conversion, liquidation
 from lending import services as lending
 from lending.models import Movement
 from settlement import risk
-from trading import spot
 from trading.models import Order
 
 USDC = "USDC"
@@ -240,32 +239,12 @@ def _backstop(core, batch, account: Account, assets: list[str], bankrupt: dict) 
         quantity = min(held, affordable)
         if quantity <= 0:
             continue
-        quote = spot_quote(mb, price, quantity)
-        offbook.record(
-            core,
-            batch,
-            mb,
-            taker=account.pk,
-            maker=fund.pk,
-            taker_side="Ask",
-            quantity=quantity,
-            price=price,
-            kinds=(BACKSTOP, BACKSTOP),
-            legs=[
-                (account, asset, -quantity),
-                (account, USDC, quote),
-                (fund, asset, quantity),
-                (fund, USDC, -quote),
-            ],
-            entry_kind=LedgerEntry.Kind.LIQUIDATION,
-        )
+        quote = conversion.sell_to_fund(
+            core, batch, account, mb, quantity, price, BACKSTOP
+        ).quote_quantity
         fund_usdc -= quote
         took = True
     return took
-
-
-def spot_quote(mb, price: Decimal, quantity: Decimal) -> Decimal:  # noqa: ANN001
-    return spot.fill_quote(price, quantity, mb.quote_decimals)
 
 
 def write_off(core, account: Account, result: risk.AccountRisk) -> bool:  # noqa: ANN001

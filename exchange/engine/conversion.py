@@ -211,7 +211,7 @@ def banded(mb, price: Decimal, selling: bool) -> Decimal:  # noqa: ANN001
 def _sell_at_index(core, batch, account: Account, needed: Decimal) -> Decimal:  # noqa: ANN001
     """What the books did not absorb: the insurance fund buys collateral at the index
     less INDEX_FEE, as far as its USDC goes (largest collateral first)."""
-    fund = Account.objects.get(name=Account.INSURANCE_FUND)
+    fund = core._insurance_account()
     fund_usdc = projected(batch, {fund.pk}).get((fund.pk, USDC), [ZERO])[0]
     prices = mark_prices()
     raised = ZERO
@@ -228,26 +228,8 @@ def _sell_at_index(core, batch, account: Account, needed: Decimal) -> Decimal:  
         quantity = min(wanted, affordable, redeemed(batch, account, asset, wanted, step))
         if quantity <= 0:
             continue
-        quote = spot.fill_quote(price, quantity, mb.quote_decimals)
-        legs = [
-            (account, asset, -quantity),
-            (account, USDC, quote),
-            (fund, asset, quantity),
-            (fund, USDC, -quote),
-        ]
-        trade = offbook.record(
-            core,
-            batch,
-            mb,
-            taker=account.pk,
-            maker=fund.pk,
-            taker_side="Ask",
-            quantity=quantity,
-            price=price,
-            kinds=(KIND, KIND),
-            legs=legs,
-            entry_kind=LedgerEntry.Kind.TRADE,
-        )
+        trade = sell_to_fund(core, batch, account, mb, quantity, price, KIND)
+        quote = trade.quote_quantity
         _record(
             account,
             asset,
@@ -260,6 +242,40 @@ def _sell_at_index(core, batch, account: Account, needed: Decimal) -> Decimal:  
         fund_usdc -= quote
         raised += quote
     return raised
+
+
+def sell_to_fund(  # noqa: PLR0913
+    core,  # noqa: ANN001
+    batch,  # noqa: ANN001
+    account: Account,
+    mb,  # noqa: ANN001
+    quantity: Decimal,
+    price: Decimal,
+    kind: str,
+):  # noqa: ANN201
+    """The account sells `quantity` of the market's base asset to the insurance fund at
+    `price`: an off-book trade whose orders are of system type `kind`."""
+    fund = core._insurance_account()
+    quote = spot.fill_quote(price, quantity, mb.quote_decimals)
+    asset = mb.market.base_id
+    return offbook.record(
+        core,
+        batch,
+        mb,
+        taker=account.pk,
+        maker=fund.pk,
+        taker_side="Ask",
+        quantity=quantity,
+        price=price,
+        kinds=(kind, kind),
+        legs=[
+            (account, asset, -quantity),
+            (account, USDC, quote),
+            (fund, asset, quantity),
+            (fund, USDC, -quote),
+        ],
+        entry_kind=LedgerEntry.Kind.TRADE if kind == KIND else LedgerEntry.Kind.LIQUIDATION,
+    )
 
 
 def redeemed(batch, account: Account, asset: str, wanted: Decimal, step: Decimal) -> Decimal:  # noqa: ANN001

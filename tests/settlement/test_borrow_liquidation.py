@@ -12,7 +12,7 @@ from accounts.errors import ExchangeError
 from accounts.models import Account, Asset
 from lending import services as lending
 from lending.models import Movement
-from tests.builders import SignedClient, balance, limit_order, user_account
+from tests.builders import SignedClient, balance, limit_order, seed_insurance_fund, user_account
 from trading import services
 
 pytestmark = pytest.mark.django_db
@@ -150,10 +150,7 @@ def test_an_account_with_nothing_left_but_a_usdc_borrow_is_not_flagged_forever()
     limit_order(buyer, SPOT, "Bid", "150", "10")
     limit_order(carol, SPOT, "Ask", "150", "10")  # sells all her SOL: 1498.5 USDC
     owed = -lending.position(carol, "USDC")
-    # Her USDC leaves (a withdrawal is simulated by a transfer to the world).
-    world = ledger.system_account(Account.WORLD)
-    held = balance(carol, "USDC")
-    ledger.post_entry("adjustment", [(carol, "USDC", -held), (world, "USDC", held)], memo="out")
+    withdrawn(carol, "USDC")
     Account.objects.filter(pk=carol.pk).update(liquidating=True)  # flagged earlier
 
     result = liquidate()
@@ -161,10 +158,7 @@ def test_an_account_with_nothing_left_but_a_usdc_borrow_is_not_flagged_forever()
     assert result["writtenOff"] == []  # the fund has nothing to repay it with
     assert liquidate()["released"] == []  # not flagged again
 
-    fund = ledger.system_account(Account.INSURANCE_FUND)
-    ledger.post_entry(
-        "adjustment", [(world, "USDC", -owed), (fund, "USDC", owed)], memo="seed the fund"
-    )
+    seed_insurance_fund(str(owed))
     assert liquidate()["writtenOff"] == [carol.pk]
     assert lending.position(carol, "USDC") == 0
     assert Movement.objects.get(account=carol, source="LiquidationBackstop").quantity == owed

@@ -10,7 +10,14 @@ from accounts import services as ledger
 from accounts.models import Account, Asset
 from lending import services as lending
 from settlement.models import CollateralConversion, Position
-from tests.builders import SignedClient, assert_ledger_clean, balance, limit_order, user_account
+from tests.builders import (
+    SignedClient,
+    assert_ledger_clean,
+    balance,
+    limit_order,
+    seed_insurance_fund,
+    user_account,
+)
 
 pytestmark = pytest.mark.django_db
 PERP = "SOL_USDC_PERP"
@@ -64,12 +71,7 @@ def test_without_auto_borrow_settlements_the_fee_is_paid_by_selling_sol_on_the_b
 
 
 def test_an_empty_book_sells_collateral_to_the_insurance_fund_at_the_index_less_one_percent():
-    fund = ledger.system_account(Account.INSURANCE_FUND)
-    ledger.post_entry(
-        "adjustment",
-        [(ledger.system_account(Account.WORLD), "USDC", D("-1000")), (fund, "USDC", D("1000"))],
-        memo="seed the insurance fund",
-    )
+    fund = seed_insurance_fund("1000")
     trader = user_account("trader", SOL="10")
     ledger.update_settings(trader, autoBorrowSettlements=False)
 

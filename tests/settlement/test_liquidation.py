@@ -13,7 +13,7 @@ from accounts.models import Account, Asset, Posting
 from lending import services as lending
 from settlement import services as settlement
 from settlement.models import FundingPayment, Position, PremiumSample
-from tests.builders import SignedClient, balance, limit_order, user_account
+from tests.builders import SignedClient, balance, limit_order, seed_insurance_fund, user_account
 from trading import services
 from trading.models import Kline, Order
 
@@ -141,13 +141,7 @@ def test_a_10x_long_on_sol_collateral_is_liquidated_in_steps_on_the_book():
 
 def test_a_bankrupt_account_goes_to_the_backstop_then_adl_when_the_fund_cannot_pay():
     sol_at("150")
-    fund = ledger.system_account(Account.INSURANCE_FUND)
-    world = ledger.system_account(Account.WORLD)
-    ledger.post_entry(
-        "adjustment",
-        [(world, "USDC", D("-300")), (fund, "USDC", D("300"))],
-        memo="seed the insurance fund",
-    )
+    fund = seed_insurance_fund("300")
     bull = user_account("bull", USDC="1000")
     late_bull = user_account("late_bull", USDC="1000")
     bear = user_account("bear", USDC="100000")
@@ -207,13 +201,7 @@ def test_a_bankrupt_account_goes_to_the_backstop_then_adl_when_the_fund_cannot_p
 
 def test_with_a_funded_insurance_fund_the_backstop_takes_the_position():
     sol_at("150")
-    fund = ledger.system_account(Account.INSURANCE_FUND)
-    world = ledger.system_account(Account.WORLD)
-    ledger.post_entry(
-        "adjustment",
-        [(world, "USDC", D("-100000")), (fund, "USDC", D("100000"))],
-        memo="seed the insurance fund",
-    )
+    fund = seed_insurance_fund("100000")
     bull = user_account("bull", USDC="1000")
     bear = user_account("bear", USDC="100000")
     order(bear, "Ask", "150", "40")
