@@ -1,11 +1,12 @@
 """ccxt.pro's `backpack` class against the real server's WebSocket (`/ws`): order book,
-trades, ticker, candles and the signed order stream, driven by orders placed over REST."""
+trades, ticker, candles and the signed order and position streams, driven by orders placed
+over REST."""
 
 import asyncio
 
 import pytest
 
-from tests.clients.helpers import SOL, backpack
+from tests.clients.helpers import SOL, SOL_PERP, backpack
 from tests.clients.server import demo_account
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -96,6 +97,66 @@ def test_watch_trades_ticker_ohlcv_and_orders(exchange_url):
                     pass
             [filled] = [o for o in watcher.orders if o["id"] == bid["id"]]
             assert filled["status"] == "closed" and filled["side"] == "buy"
+        finally:
+            await watcher.close()
+
+    asyncio.run(scenario())
+
+
+async def position_until(watcher, predicate):  # noqa: ANN001, ANN201
+    """The latest watched position (ccxt keeps every update in watcher.positions) once
+    `predicate` holds for it."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while True:
+        latest = list(watcher.positions or [])[-1:]
+        if latest and predicate(latest[0]):
+            return latest[0]
+        assert asyncio.get_running_loop().time() < deadline, list(watcher.positions or [])
+        try:
+            await asyncio.wait_for(watcher.watch_positions([SOL_PERP]), 0.5)
+        except TimeoutError:
+            pass
+
+
+def test_watch_positions_follows_fills_and_the_mark(exchange_url):
+    from decimal import Decimal
+
+    from accounts.models import Asset
+
+    Asset.objects.filter(symbol="SOL").update(index_price=Decimal("100"))
+    alice_keys = demo_account("alice", USDC="10000")
+    alice = backpack(exchange_url, alice_keys)
+    bob = backpack(exchange_url, demo_account("bob", USDC="10000"))
+    watcher = backpack(exchange_url, alice_keys, pro=True)
+
+    async def scenario() -> None:
+        try:
+            await watcher.load_markets()
+            first = asyncio.ensure_future(watcher.watch_positions([SOL_PERP]))
+            await asyncio.sleep(1)  # subscribed
+            await in_thread(bob.create_order, SOL_PERP, "limit", "sell", 2, 100)
+            await in_thread(alice.create_order, SOL_PERP, "limit", "buy", 2, 100)
+            [opened] = await asyncio.wait_for(first, WAIT)
+            # ccxt keeps these figures as the text of the JSON numbers it was sent.
+            assert opened["info"]["e"] == "positionOpened"
+            assert (opened["symbol"], opened["side"], opened["contracts"]) == (
+                SOL_PERP,
+                "long",
+                "2",
+            )
+            assert (opened["markPrice"], opened["notional"], opened["unrealizedPnl"]) == (
+                "100",
+                "200",
+                "0",
+            )
+            # The mark moves: the server's next tick tells the position's new figures.
+            await in_thread(Asset.objects.filter(symbol="SOL").update, index_price=Decimal("103.5"))
+            moved = await position_until(watcher, lambda p: p["markPrice"] == "103.5")
+            assert moved["info"]["e"] == "positionAdjusted" and moved["unrealizedPnl"] == "7"
+            await in_thread(bob.create_order, SOL_PERP, "limit", "buy", 2, 103)
+            await in_thread(alice.create_order, SOL_PERP, "limit", "sell", 2, 103)
+            closed = await position_until(watcher, lambda p: p["info"]["e"] == "positionClosed")
+            assert (closed["contracts"], closed["realizedPnl"]) == ("0", "6")
         finally:
             await watcher.close()
 
