@@ -176,27 +176,10 @@ def _buy_back(  # noqa: PLR0913
         )
     if quantity < mb.market.min_quantity or quantity <= 0:
         return False
-    result = core._place(
-        batch,
-        mb,
-        {
-            "op": "place",
-            "account": account.pk,
-            "symbol": mb.market.symbol,
-            "side": "Bid",
-            "orderType": "Limit",
-            "price": str(limit),
-            "quantity": str(quantity),
-            "timeInForce": "IOC",
-            "autoLendRedeem": True,
-            "systemOrderType": BOOK,
-        },
-        system=True,
+    order = conversion.place_ioc(
+        core, batch, account, mb, "Bid", limit, quantity, BOOK, autoLendRedeem=True
     )
-    if "error" in result:
-        return False
-    order = core.orders[int(result["ok"]["id"])]
-    if not order.executed_quantity:
+    if order is None:
         return False
     charge_fee(core, batch, order)
     return True

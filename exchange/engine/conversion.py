@@ -167,6 +167,26 @@ def _sell_on_book(  # noqa: PLR0913
     if quantity < mb.market.min_quantity or quantity <= 0:
         return None, ZERO
     before = batch.view[(account.pk, USDC)][0]
+    order = place_ioc(core, batch, account, mb, "Ask", limit, quantity, kind, autoLendRedeem=True)
+    if order is None:
+        return None, ZERO
+    return order, batch.view[(account.pk, USDC)][0] - before
+
+
+def place_ioc(  # noqa: PLR0913
+    core,  # noqa: ANN001
+    batch,  # noqa: ANN001
+    account: Account,
+    mb,  # noqa: ANN001
+    side: str,
+    price: Decimal,
+    quantity: Decimal,
+    kind: str,
+    **extra: object,
+) -> Order | None:
+    """An IOC limit system order of type `kind` for the account (it may trade while
+    liquidating); the order when something of it filled, else None."""
+    batch.accounts.setdefault(account.pk, account)
     result = core._place(
         batch,
         mb,
@@ -174,22 +194,20 @@ def _sell_on_book(  # noqa: PLR0913
             "op": "place",
             "account": account.pk,
             "symbol": mb.market.symbol,
-            "side": "Ask",
+            "side": side,
             "orderType": "Limit",
-            "price": str(limit),
+            "price": str(price),
             "quantity": str(quantity),
             "timeInForce": "IOC",
-            "autoLendRedeem": True,
             "systemOrderType": kind,
+            **extra,
         },
         system=True,
     )
     if "error" in result:
-        return None, ZERO
+        return None
     order = core.orders[int(result["ok"]["id"])]
-    if not order.executed_quantity:
-        return None, ZERO
-    return order, batch.view[(account.pk, USDC)][0] - before
+    return order if order.executed_quantity else None
 
 
 def banded(mb, price: Decimal, selling: bool) -> Decimal:  # noqa: ANN001

@@ -27,6 +27,7 @@ from settlement.selectors import account_risk_input, margin_functions, mark_pric
 
 STEP = Decimal("0.10")
 AUTO_CLOSE_FACTOR = Decimal("0.5")
+BOOK = "LiquidatePositionOnBook"
 FEE = Decimal("0.01")
 USDC = "USDC"
 
@@ -135,25 +136,9 @@ def _step_on_book(core, batch, account: Account, symbol: str, bankrupt: Decimal)
     price = max(tick, (bankrupt / tick).to_integral_value(rounding) * tick)
     price = conversion.banded(mb, price, selling)
     before = p.net_quantity
-    command = {
-        "op": "place",
-        "account": account.pk,
-        "symbol": symbol,
-        "side": "Ask" if selling else "Bid",
-        "orderType": "Limit",
-        "price": str(price),
-        "quantity": str(size),
-        "timeInForce": "IOC",
-        "reduceOnly": True,
-        "systemOrderType": "LiquidatePositionOnBook",
-    }
-    batch.accounts.setdefault(account.pk, account)
-    core._place(batch, mb, command, system=True)
+    side = "Ask" if selling else "Bid"
+    conversion.place_ioc(core, batch, account, mb, side, price, size, BOOK, reduceOnly=True)
     return core.perps.positions[(account.pk, symbol)].net_quantity != before
-
-
-def _insurance(core) -> Account:  # noqa: ANN001
-    return Account.objects.get(name=Account.INSURANCE_FUND)
 
 
 def _backstop(core, batch, account: Account, symbol: str, price: Decimal, marks: dict) -> None:  # noqa: ANN001
@@ -167,7 +152,7 @@ def _backstop(core, batch, account: Account, symbol: str, price: Decimal, marks:
     tick = mb.market.tick_size
     rounding = ROUND_CEILING if quantity > 0 else ROUND_FLOOR
     price = max(tick, (price / tick).to_integral_value(rounding) * tick)
-    fund = _insurance(core)
+    fund = core._insurance_account()
     fund_usdc = Balance.objects.filter(account=fund, asset_id=USDC).values_list(
         "amount", flat=True
     ).first() or Decimal(0)
