@@ -14,12 +14,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from exchange.async_http import FastLane  # noqa: E402
 from exchange.engine.consumer import EngineConsumer  # noqa: E402
 from exchange.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": FastLane(django_asgi_app),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
         "channel": ChannelNameRouter({settings.ENGINE_CHANNEL: EngineConsumer.as_asgi()}),
     }

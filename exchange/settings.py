@@ -114,6 +114,9 @@ if REDIS_URL:
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("CHANNEL_PREFIX", "asgi"),
                 "expiry": 30,
+                # Messages a channel holds (engine commands, a web process's replies) before
+                # a send fails with ChannelFull (the callers get SERVER_ERROR).
+                "capacity": int(os.environ.get("CHANNEL_CAPACITY", "5000")),
             },
         }
     }
@@ -242,6 +245,9 @@ SIGNATURE_DEFAULT_WINDOW_MS = 5000
 SIGNATURE_MAX_WINDOW_MS = 60000
 # A timestamp this far in the future (ms) is refused as well.
 SIGNATURE_FUTURE_TOLERANCE_MS = int(os.environ.get("SIGNATURE_FUTURE_TOLERANCE_MS", "1000"))
+# API keys (with their account) are cached per process this long; a key saved (revoked) is
+# dropped at once in the process that saved it, other processes notice within this time.
+API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
 
 LOGGING = {
     "version": 1,

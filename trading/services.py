@@ -8,12 +8,15 @@ has committed.
 """
 
 import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db.models.signals import post_save
 from django.utils.module_loading import import_string
 
 from accounts.bulk import update_rows
@@ -50,11 +53,37 @@ engine_client.cache_clear = _make_client.cache_clear
 engine_client.cache_info = _make_client.cache_info
 
 
+def _unknown_market(symbol: str) -> ExchangeError:
+    return ExchangeError("INVALID_SYMBOL", f"Unknown market {symbol!r}")
+
+
 def market(symbol: str) -> Market:
     found = Market.objects.filter(symbol=symbol).select_related("base", "quote").first()
     if found is None:
-        raise ExchangeError("INVALID_SYMBOL", f"Unknown market {symbol!r}")
+        raise _unknown_market(symbol)
+    _markets[symbol] = (time.monotonic() + MARKET_CACHE_SECONDS, found)
     return found
+
+
+# The async order views validate against markets cached per process (no database read
+# per order); the engine checks tick and step again. A market saved here is dropped at once.
+MARKET_CACHE_SECONDS = 10
+_markets: dict[str, tuple[float, Market]] = {}
+
+
+def _forget_market(sender: type, instance: Market, **kwargs: object) -> None:
+    _markets.pop(instance.symbol, None)
+
+
+post_save.connect(_forget_market, sender=Market, dispatch_uid="trading.services.forget_market")
+
+
+async def amarket(symbol: str) -> Market:
+    """`market` for async callers: from the cache, else read in the request's sync thread."""
+    hit = _markets.get(symbol)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return await sync_to_async(market, thread_sensitive=True)(symbol)
 
 
 def _decimal(params: dict, name: str) -> Decimal | None:
@@ -112,12 +141,14 @@ def _client_id(params: dict) -> int | None:
     return number
 
 
-def order_command(account: Account, params: dict) -> dict:
+def order_command(account: Account, params: dict, m: Market | None = None) -> dict:
     """Validate Backpack's OrderExecutePayload into an engine command (refusing anything
-    malformed with a 4xx ExchangeError, before the engine sees it)."""
+    malformed with a 4xx ExchangeError, before the engine sees it). `m`: the order's
+    market when the caller has it already."""
     if not isinstance(params, dict):
         raise ExchangeError("INVALID_CLIENT_REQUEST", "An order is a JSON object")
-    m = market(str(params.get("symbol", "")))
+    if m is None:
+        m = market(str(params.get("symbol", "")))
     side = _choice(params, "side", SIDES)
     kind = _choice(params, "orderType", ORDER_TYPES)
     if side is None or kind is None:
@@ -209,16 +240,23 @@ def _call(commands: list[dict]) -> list[dict]:
     return engine_client().call(commands)
 
 
+async def acall(commands: list[dict]) -> list[dict]:
+    """The engine's results, awaited without holding a thread (async order views)."""
+    return await engine_client().acall(commands)
+
+
 def place_order(account: Account, params: dict) -> dict:
     """Place one order; returns it in Backpack's Order shape once the engine committed."""
     return unwrap(_call([order_command(account, params)])[0])
 
 
-def cancel_order(
-    account: Account, symbol: str, order_id: str | int | None = None, client_id: int | None = None
+def cancel_command(
+    account: Account,
+    m: Market,
+    order_id: str | int | None = None,
+    client_id: int | None = None,
 ) -> dict:
-    """Cancel one open order by id or clientId; returns the cancelled order."""
-    m = market(symbol)
+    """The engine command cancelling one open order of market `m` by id or clientId."""
     if order_id in (None, "") and client_id is None:
         raise ExchangeError("INVALID_CLIENT_REQUEST", "Give orderId or clientId")
     try:
@@ -226,46 +264,108 @@ def cancel_order(
     except ValueError:
         raise ExchangeError("INVALID_CLIENT_REQUEST", "orderId must be an integer") from None
     cid = _client_id({"clientId": client_id})
-    command = {
+    return {
         "op": "cancel",
         "account": account.pk,
         "symbol": m.symbol,
         "orderId": oid,
         "clientId": cid,
     }
+
+
+def cancel_order(
+    account: Account, symbol: str, order_id: str | int | None = None, client_id: int | None = None
+) -> dict:
+    """Cancel one open order by id or clientId; returns the cancelled order."""
+    command = cancel_command(account, market(symbol), order_id, client_id)
     return unwrap(_call([command])[0])
 
 
-def cancel_all(account: Account, symbol: str, order_type: str | None = None) -> list[dict]:
-    """Cancel the account's open orders in a market (RestingLimitOrder or ConditionalOrder
-    only, when given); returns the cancelled orders."""
-    m = market(symbol)
+def cancel_all_command(account: Account, m: Market, order_type: str | None = None) -> dict:
+    """The engine command cancelling the account's open orders in market `m`
+    (RestingLimitOrder or ConditionalOrder only, when given)."""
     kind = _choice(
         {"orderType": order_type}, "orderType", ("RestingLimitOrder", "ConditionalOrder")
     )
-    command = {"op": "cancel_all", "account": account.pk, "symbol": m.symbol, "orderType": kind}
-    return unwrap(_call([command])[0])
+    return {"op": "cancel_all", "account": account.pk, "symbol": m.symbol, "orderType": kind}
 
 
-def place_orders(account: Account, orders: list[dict]) -> list[dict]:
-    """A batch: each order's result, either the order or {code, message}."""
-    results: list[dict | None] = []
+def cancel_all(account: Account, symbol: str, order_type: str | None = None) -> list[dict]:
+    """Cancel the account's open orders in a market; returns the cancelled orders."""
+    return unwrap(_call([cancel_all_command(account, market(symbol), order_type)])[0])
+
+
+def batch_commands(
+    account: Account, orders: list[dict], markets: dict[str, Market] | None = None
+) -> tuple[list[dict | None], list[dict]]:
+    """A batch's engine commands, and per order None (sent) or its refusal {code, message}.
+    `markets`: the batch's markets by symbol when the caller has them already."""
+    refusals: list[dict | None] = []
     commands = []
     for params in orders:
         try:
-            commands.append(order_command(account, params))
-            results.append(None)
+            m = None
+            if markets is not None and isinstance(params, dict):
+                symbol = str(params.get("symbol", ""))
+                if symbol not in markets:
+                    raise _unknown_market(symbol)
+                m = markets[symbol]
+            commands.append(order_command(account, params, m))
+            refusals.append(None)
         except ExchangeError as exc:
-            results.append({"code": exc.code, "message": exc.message})
-    answered = iter(_call(commands)) if commands else iter(())
+            refusals.append({"code": exc.code, "message": exc.message})
+    return refusals, commands
+
+
+def batch_results(refusals: list[dict | None], answers: list[dict]) -> list[dict]:
+    """Each order of a batch: its refusal, or the engine's order or error."""
+    answered = iter(answers)
     out = []
-    for result in results:
-        if result is not None:
-            out.append(result)
+    for refusal in refusals:
+        if refusal is not None:
+            out.append(refusal)
             continue
         answer = next(answered)
         out.append(answer["ok"] if "ok" in answer else answer["error"])
     return out
+
+
+def place_orders(account: Account, orders: list[dict]) -> list[dict]:
+    """A batch: each order's result, either the order or {code, message}."""
+    refusals, commands = batch_commands(account, orders)
+    return batch_results(refusals, _call(commands) if commands else [])
+
+
+# The same services for async callers (the async order views): they read markets from the
+# per-process cache and await the engine without holding a thread.
+
+
+async def aplace_order(account: Account, params: dict) -> dict:
+    m = await amarket(str(params.get("symbol", ""))) if isinstance(params, dict) else None
+    return unwrap((await acall([order_command(account, params, m)]))[0])
+
+
+async def acancel_order(
+    account: Account, symbol: str, order_id: str | int | None = None, client_id: int | None = None
+) -> dict:
+    command = cancel_command(account, await amarket(symbol), order_id, client_id)
+    return unwrap((await acall([command]))[0])
+
+
+async def acancel_all(account: Account, symbol: str, order_type: str | None = None) -> list[dict]:
+    command = cancel_all_command(account, await amarket(symbol), order_type)
+    return unwrap((await acall([command]))[0])
+
+
+async def aplace_orders(account: Account, orders: list[dict]) -> list[dict]:
+    markets = {}
+    for symbol in {str(o.get("symbol", "")) for o in orders if isinstance(o, dict)}:
+        try:
+            markets[symbol] = await amarket(symbol)
+        except ExchangeError:
+            continue  # that order's refusal (INVALID_SYMBOL)
+    refusals, commands = batch_commands(account, orders, markets)
+    return batch_results(refusals, await acall(commands) if commands else [])
 
 
 def record_trades(trades: list[Trade]) -> None:

@@ -15,10 +15,12 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.consumer import AsyncConsumer
+from channels.exceptions import ChannelFull
 from channels.layers import channel_layers
 from django.conf import settings
 from django.db import close_old_connections
@@ -118,16 +120,26 @@ class EngineConsumer(AsyncConsumer):
 class ChannelEngineClient:
     """Sends commands to the engine worker over the channel layer and waits for them.
 
-    A channel layer receives on one event loop at a time, so each calling thread has a
-    layer instance of its own."""
+    A channel layer receives on one event loop at a time, so each calling thread (`call`)
+    and each event loop (`acall`, the async order views) has a layer instance of its own.
+    `acall` holds no thread while it waits: replies arrive on the layer's one process
+    channel, which a single reader per layer hands to the waiting callers."""
 
     def __init__(self) -> None:
         self.local = threading.local()
+        self.loop_layers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def call(self, commands: list[dict]) -> list[dict]:
         if not hasattr(self.local, "layer"):
             self.local.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         return async_to_sync(self._call)(self.local.layer, commands)
+
+    async def acall(self, commands: list[dict]) -> list[dict]:
+        loop = asyncio.get_running_loop()
+        layer = self.loop_layers.get(loop)
+        if layer is None:
+            layer = self.loop_layers[loop] = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        return await self._call(layer, commands)
 
     async def _call(self, layer, commands: list[dict]) -> list[dict]:  # noqa: ANN001
         timeout = settings.ENGINE_TIMEOUT_SECONDS
@@ -160,6 +172,10 @@ class ChannelEngineClient:
         except (OSError, ConnectionError, RedisError) as exc:
             raise ExchangeError(
                 "SERVER_ERROR", f"The engine is unreachable: {exc}", status=503
+            ) from None
+        except ChannelFull:
+            raise ExchangeError(
+                "SERVER_ERROR", "The engine is overloaded (its queue is full)", status=503
             ) from None
         results: list[dict] = [{}] * len(commands)
         for indices, message in zip(groups.values(), answers, strict=True):

@@ -7,13 +7,17 @@ into fewer, larger transactions.
 
 `InlineEngineClient`: runs each call in the caller's thread and transaction (tests whose
 database work is wrapped in a per-test transaction use it).
+
+Both offer `call` (blocking) and `acall` (awaitable, for the async order views).
 """
 
+import asyncio
 import logging
 import queue
 import threading
 from concurrent.futures import Future
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -34,6 +38,14 @@ class InlineEngineClient:
             self.started = True
         return self.core.process(commands)
 
+    async def acall(self, commands: list[dict]) -> list[dict]:
+        # The caller's thread and transaction: the sync thread of the request.
+        return await sync_to_async(self.call, thread_sensitive=True)(commands)
+
+
+def _timeout() -> ExchangeError:
+    return ExchangeError("TIMEOUT", "The engine did not answer in time", status=503)
+
 
 class LocalEngineClient:
     def __init__(self) -> None:
@@ -43,15 +55,23 @@ class LocalEngineClient:
         self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self.thread.start()
 
-    def call(self, commands: list[dict]) -> list[dict]:
+    def _submit(self, commands: list[dict]) -> Future:
         future: Future = Future()
         self.queue.put((commands, future))
+        return future
+
+    def call(self, commands: list[dict]) -> list[dict]:
         try:
-            return future.result(timeout=settings.ENGINE_TIMEOUT_SECONDS)
+            return self._submit(commands).result(timeout=settings.ENGINE_TIMEOUT_SECONDS)
         except TimeoutError:
-            raise ExchangeError(
-                "TIMEOUT", "The engine did not answer in time", status=503
-            ) from None
+            raise _timeout() from None
+
+    async def acall(self, commands: list[dict]) -> list[dict]:
+        future = asyncio.wrap_future(self._submit(commands))
+        try:
+            return await asyncio.wait_for(future, settings.ENGINE_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise _timeout() from None
 
     def close(self) -> None:
         """Stop the engine thread (after the calls already queued) and wait for it."""

@@ -11,6 +11,11 @@ from tests.builders import SignedClient
 _clock = itertools.count(int(time.time() * 1000))
 
 
+def stamp() -> int:
+    """A timestamp (ms) no other signed request of this process has used."""
+    return max(next(_clock), int(time.time() * 1000))
+
+
 class Api(SignedClient):
     @classmethod
     def of(cls, account: Account) -> "Api":
@@ -18,7 +23,7 @@ class Api(SignedClient):
         return cls(client.api_key, client.secret)
 
     def request(self, method: str, path: str, params=None, **over):  # noqa: ANN001, ANN201
-        over.setdefault("timestamp", max(next(_clock), int(time.time() * 1000)))
+        over.setdefault("timestamp", stamp())
         return super().request(method, path, params, **over)
 
     def post(self, path: str, body: dict | list):  # noqa: ANN201

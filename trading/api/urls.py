@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from accounts.api.async_signed import async_endpoint
 from trading.api import views
 from trading.api.views import not_implemented
 
@@ -19,8 +20,16 @@ urlpatterns = [
     path("api/v1/klines", views.KlinesView.as_view()),
     path("api/v1/wallets", views.WalletsView.as_view()),
     # Signed: orders and history.
-    path("api/v1/order", views.OrderView.as_view()),
-    path("api/v1/orders", views.OrdersView.as_view()),
+    path(
+        "api/v1/order",
+        async_endpoint(views.OrderView.as_view(), post=views.place_one, delete=views.cancel_one),
+    ),
+    path(
+        "api/v1/orders",
+        async_endpoint(
+            views.OrdersView.as_view(), post=views.place_batch, delete=views.cancel_market
+        ),
+    ),
     path("wapi/v1/history/orders", views.OrderHistoryView.as_view()),
     path("wapi/v1/history/fills", views.FillHistoryView.as_view()),
     # Stocks: no securities are listed (an empty list, for ccxt's load_markets).

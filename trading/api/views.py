@@ -9,6 +9,7 @@ money never passes through a float.
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from asgiref.sync import async_to_sync
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -156,6 +157,50 @@ class KlinesView(PublicView):
 
 
 # ------------------------------------------------------------------ signed: orders
+#
+# Placing and cancelling wait for the engine worker: those handlers are async (urls.py
+# serves them through accounts.api.async_signed.async_endpoint, without holding a thread
+# or a database connection while the engine works). The DRF methods below run the same
+# handlers; they describe the paths in the schema.
+
+
+async def place_one(request: Request) -> object:
+    body = json_body(request)
+    if not isinstance(body, dict):
+        raise bad("An order is a JSON object")
+    return compact(await services.aplace_order(request.auth.account, body))
+
+
+async def cancel_one(request: Request) -> object:
+    body = json_object(request, with_query=True)
+    symbol = text(body, "symbol", required=True)
+    order_id, client_id = _order_ref(body)
+    cancelled = await services.acancel_order(
+        request.auth.account, symbol, order_id=order_id, client_id=client_id
+    )
+    return compact(cancelled)
+
+
+async def place_batch(request: Request) -> object:
+    body = json_body(request)
+    if not isinstance(body, list) or not body:
+        raise bad("A batch of orders is a non-empty JSON array")
+    results = await services.aplace_orders(request.auth.account, body)
+    # The contract's BatchCommandOrderResult: discriminated by `operation`, "Ok" with
+    # the order or "Err" with {code, message}.
+    return [
+        {"operation": "Err", **error_body(r["code"], r["message"])}
+        if "code" in r and "id" not in r
+        else {"operation": "Ok", **compact(r)}
+        for r in results
+    ]
+
+
+async def cancel_market(request: Request) -> object:
+    body = json_object(request, with_query=True)
+    symbol = text(body, "symbol", required=True)
+    order_type = text(body, "orderType")
+    return compact(await services.acancel_all(request.auth.account, symbol, order_type))
 
 
 class OrderView(SignedView):
@@ -169,19 +214,10 @@ class OrderView(SignedView):
         return Response(compact(order))
 
     def post(self, request: Request) -> Response:
-        body = json_body(request)
-        if not isinstance(body, dict):
-            raise bad("An order is a JSON object")
-        return Response(compact(services.place_order(self.account(request), body)))
+        return Response(async_to_sync(place_one)(request))
 
     def delete(self, request: Request) -> Response:
-        body = json_object(request, with_query=True)
-        symbol = text(body, "symbol", required=True)
-        order_id, client_id = _order_ref(body)
-        cancelled = services.cancel_order(
-            self.account(request), symbol, order_id=order_id, client_id=client_id
-        )
-        return Response(compact(cancelled))
+        return Response(async_to_sync(cancel_one)(request))
 
 
 class OrdersView(SignedView):
@@ -195,27 +231,10 @@ class OrdersView(SignedView):
         return Response(compact(orders))
 
     def post(self, request: Request) -> Response:
-        body = json_body(request)
-        if not isinstance(body, list) or not body:
-            raise bad("A batch of orders is a non-empty JSON array")
-        results = services.place_orders(self.account(request), body)
-        # The contract's BatchCommandOrderResult: discriminated by `operation`, "Ok" with
-        # the order or "Err" with {code, message}.
-        return Response(
-            [
-                {"operation": "Err", **error_body(r["code"], r["message"])}
-                if "code" in r and "id" not in r
-                else {"operation": "Ok", **compact(r)}
-                for r in results
-            ]
-        )
+        return Response(async_to_sync(place_batch)(request))
 
     def delete(self, request: Request) -> Response:
-        body = json_object(request, with_query=True)
-        symbol = text(body, "symbol", required=True)
-        order_type = text(body, "orderType")
-        cancelled = services.cancel_all(self.account(request), symbol, order_type)
-        return Response(compact(cancelled))
+        return Response(async_to_sync(cancel_market)(request))
 
 
 # ------------------------------------------------------------------ signed: history

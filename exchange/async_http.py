@@ -1,0 +1,95 @@
+"""The fast lane of HTTP: requests that an async endpoint serves itself (order placement and
+cancellation, accounts.api.async_signed) skip Django's request pipeline.
+
+Through Django's ASGI handler such a request would pass the middleware chain, which is sync
+(WhiteNoise and the MiddlewareMixin middlewares): Django then runs the chain in a thread of
+its own per request and calls the async view from that thread, so the request holds a
+thread again while the engine works, plus two thread hops for the request signals. These
+endpoints need none of that (no session, cookies, CSRF or database connection: they are
+signed, JSON and answered by the engine), so they are served in the event loop, through
+the middleware that runs there (`loop_middleware`). Every other request goes to Django's
+handler unchanged.
+"""
+
+from functools import lru_cache
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.exception import response_for_exception
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve, set_script_prefix
+from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
+
+
+@lru_cache(maxsize=256)
+def _async_view(method: str, path: str):  # noqa: ANN202
+    """The async endpoint serving `method` at `path` itself, or None."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    if method in getattr(match.func, "async_methods", ()):
+        return match
+    return None
+
+
+def loop_middleware() -> list[type]:
+    """The MIDDLEWARE that runs in the event loop itself, in order: natively async classes
+    (e.g. exchange.throttling.FailedSignatureMiddleware). Django's MiddlewareMixin ones
+    and sync-only ones (WhiteNoise) would hop to a thread; the fast lane leaves them out."""
+    return [
+        cls
+        for cls in map(import_string, settings.MIDDLEWARE)
+        if getattr(cls, "async_capable", False) and not issubclass(cls, MiddlewareMixin)
+    ]
+
+
+async def _call_view(request: HttpRequest) -> HttpResponse:
+    match = request.resolver_match
+    return await match.func(request, *match.args, **match.kwargs)
+
+
+class FastLane:
+    """ASGI app: the fast lane for async endpoints, Django's handler for the rest."""
+
+    def __init__(self, django: ASGIHandler) -> None:
+        self.django = django
+        self.chain = None
+
+    async def __call__(self, scope: dict, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http":
+            match = _async_view(scope["method"], scope["path"])
+            if match is not None:
+                await self.serve(match, scope, receive, send)
+                return
+        await self.django(scope, receive, send)
+
+    def _chain(self):  # noqa: ANN202
+        if self.chain is None:
+            handler = _call_view
+            for cls in reversed(loop_middleware()):
+                handler = cls(handler)
+            self.chain = handler
+        return self.chain
+
+    async def serve(self, match, scope: dict, receive, send) -> None:  # noqa: ANN001
+        django = self.django
+        try:
+            body_file = await django.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            request, response = django.create_request(scope, body_file)
+            if request is not None:
+                request.resolver_match = match
+                try:
+                    response = await self._chain()(request)
+                except Exception as exc:  # noqa: BLE001 - Django's 4xx/500 responses and logging
+                    response = await sync_to_async(response_for_exception)(request, exc)
+            await django.send_response(response, send)
+        finally:
+            body_file.close()
