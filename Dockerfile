@@ -8,4 +8,5 @@ COPY . .
 RUN mkdir -p var
 EXPOSE 8000
 # Default: the web process; docker-compose.yml runs the engine, worker and beat from it.
-CMD ["python", "manage.py", "serve", "--no-jobs", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "exchange.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--lifespan", "off"]

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -142,9 +143,9 @@ class Stats:
         self.errors[code] = self.errors.get(code, 0) + 1
 
 
-async def signed(session, base, key, secret, method, path, instruction, params, stats):  # noqa: ANN001, ANN201
+async def signed(session, base, key, secret, method, path, instruction, params, stats, start):  # noqa: ANN001, ANN201, E501
+    """(body or None, milliseconds since `start`: the request's scheduled time)."""
     headers = signed_headers(key, secret, instruction, params, int(time.time() * 1000), 5000)
-    start = time.perf_counter()
     try:
         async with session.request(method, base + path, json=params, headers=headers) as r:
             body = await r.json(content_type=None)
@@ -168,7 +169,7 @@ async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: AN
     connector = aiohttp.TCPConnector(limit=args.inflight)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
-        async def place() -> None:
+        async def place(due: float) -> None:
             async with inflight:
                 side = rng.choice(("Bid", "Ask"))
                 cross = rng.random() < args.cross
@@ -187,7 +188,7 @@ async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: AN
                 }
                 body, ms = await signed(
                     session, base, key, secret, "POST", "/api/v1/order", "orderExecute", params,
-                    stats,
+                    stats, due,
                 )  # fmt: skip
                 stats.place_ms.append(ms)
                 if body is not None:
@@ -195,33 +196,39 @@ async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: AN
                     if body.get("status") == "New":
                         resting.append(body["id"])
 
-        async def cancel(order_id: str) -> None:
+        async def cancel(order_id: str, due: float) -> None:
             async with inflight:
                 params = {"orderId": order_id, "symbol": args.symbol}
                 body, ms = await signed(
                     session, base, key, secret, "DELETE", "/api/v1/order", "orderCancel", params,
-                    stats,
+                    stats, due,
                 )  # fmt: skip
                 stats.cancel_ms.append(ms)
                 if body is not None:
                     stats.cancelled += 1
 
-        start = time.monotonic()
+        start = time.perf_counter()
         i = 0
         while time.monotonic() < until:
             due = start + i / rate
-            delay = due - time.monotonic()
+            delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             i += 1
-            job = place()
             if len(resting) > args.keep and rng.random() < args.cancel:
-                job = cancel(resting.pop(0))
+                job = cancel(resting.pop(0), due)
+            else:
+                job = place(due)
             task = asyncio.ensure_future(job)
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.wait(tasks, timeout=20)
+        late = list(tasks)
+        for task in late:  # still unanswered: counted, then given up
+            task.cancel()
+            stats.error("unanswered")
+        await asyncio.gather(*late, return_exceptions=True)
 
 
 async def watcher(ws_url, symbol, until, stats, measure: bool) -> None:  # noqa: ANN001
@@ -291,12 +298,12 @@ def main() -> None:
     p.add_argument("--ws", type=int, default=50, help="websocket subscribers (M)")
     p.add_argument("--ws-sample", type=int, default=1, help="measure lag on every Nth socket")
     p.add_argument("--ws-warmup", type=float, default=3, help="seconds to connect sockets")
-    p.add_argument("--inflight", type=int, default=4, help="requests in flight per client")
+    p.add_argument("--inflight", type=int, default=64, help="requests in flight per client")
     p.add_argument("--cancel", type=float, default=0.5, help="share of steps that cancel")
     p.add_argument("--cross", type=float, default=0.1, help="share of orders that trade")
     p.add_argument("--keep", type=int, default=20, help="resting orders a client keeps")
     p.add_argument("--symbol", default="SOL_USDC")
-    p.add_argument("--web-workers", type=int, default=1)
+    p.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--shards", default="", help='ENGINE_SHARDS, e.g. "engine-sol=SOL_USDC"')
     p.add_argument(
         "--database-url",
@@ -304,6 +311,7 @@ def main() -> None:
     )
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = p.parse_args()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the clients' CPU share is ours
     assert args.duration <= 600 and args.ws <= 5000 and args.rate <= 20000, "bounded runs only"
 
     env = {
