@@ -73,7 +73,7 @@ def record(  # noqa: PLR0913
         core._next_id += 1
     Order.objects.bulk_create(orders)
     batch.markets.add(market.symbol)  # the book state keeps the trade id taken here
-    return Trade.objects.create(
+    trade = Trade.objects.create(
         market=market,
         trade_id=mb.book.take_trade_id(),
         price=price,
@@ -92,6 +92,9 @@ def record(  # noqa: PLR0913
         timestamp=ts,
         entry=entry,
     )
+    # The streams publisher tells it (liquidation stream, the two positions).
+    batch.published.append((market.symbol, trade))
+    return trade
 
 
 def _now_ms() -> int:

@@ -91,8 +91,12 @@ class StreamPublisher:
 
     def translate(self, batch: Batch) -> list[dict]:
         by_symbol: dict[str, list] = defaultdict(list)
+        off_book: list[Trade] = []  # backstop, ADL, collateral sold to the fund
         for symbol, event in batch.published:
-            by_symbol[symbol].append(event)
+            if isinstance(event, Trade):
+                off_book.append(event)
+            else:
+                by_symbol[symbol].append(event)
         trades = {(t.market_id, t.sequence): t for t, _ in batch.trades}
         stamp = now_us()
         out: list[dict] = []
@@ -103,15 +107,18 @@ class StreamPublisher:
             out.extend(self._trades(symbol, fills))
             out.extend(self._depth(mb, events, stamp))
             out.extend(self._book_ticker(mb, stamp))
-        out.extend(self._perp_fills(batch))
+        out.extend(self._perp_fills([t for t, _ in batch.trades], off_book))
         return out
 
     # -- liquidation, account.positionUpdate
 
-    def _perp_fills(self, batch: Batch) -> list[dict]:
+    def _perp_fills(self, on_book: list[Trade], off_book: list[Trade]) -> list[dict]:
         out = []
         moved: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
-        for t, _ in batch.trades:
+        engine = self.core.orders.get
+        fills = [(t, (engine(t.taker_order_id), engine(t.maker_order_id))) for t in on_book]
+        fills += [(t, (t.taker_order, t.maker_order)) for t in off_book]  # their own orders
+        for t, orders in fills:
             mb = self.core.markets.get(t.market_id)
             if mb is None or not mb.market.is_perp:
                 continue
@@ -120,8 +127,7 @@ class StreamPublisher:
             seller = t.taker_account_id if buyer_is_maker else t.maker_account_id
             moved[(buyer, t.market_id)] += t.quantity
             moved[(seller, t.market_id)] -= t.quantity
-            for order_id in (t.taker_order_id, t.maker_order_id):
-                order = self.core.orders.get(order_id)
+            for order in orders:
                 if order is not None and order.system_order_type in LIQUIDATIONS:
                     out.append(_liquidation(t, order.side))
                     break

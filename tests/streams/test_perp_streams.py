@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from accounts.models import Asset
 from settlement.models import Position
 from settlement.selectors import break_even_price, margin_functions
-from tests.builders import user_account
+from tests.builders import seed_insurance_fund, user_account
 from tests.streams.contract import assert_event_matches
 from tests.streams.helpers import Client, limit, place, subscribe_signature
 from trading import services
@@ -174,5 +174,36 @@ def test_liquidation_fills_are_published_on_the_liquidation_stream():
             await place(maker, perp("Ask", "137", "1"))  # an ordinary fill: no liquidation
             assert (await ws.exact_frame("trade.SOL_USDC_PERP"))["data"]["q"] == "1"
             assert await ws.nothing()
+
+    run(scenario)
+
+
+def test_a_backstop_transfer_is_a_liquidation_event_and_closes_the_position():
+    Asset.objects.filter(symbol="SOL").update(index_price=D("150"))
+    seed_insurance_fund("100000")
+    bull = user_account("bull", USDC="1000")
+    bear = user_account("bear", USDC="100000")
+    services.place_order(bear, perp("Ask", "150", "40"))
+    services.place_order(bull, perp("Bid", "150", "40"))
+    signature = subscribe_signature(bull)
+
+    async def scenario():
+        async with Client() as ws, Client() as mine:
+            await ws.subscribe("liquidation", "trade.SOL_USDC_PERP")
+            await mine.subscribe("account.positionUpdate", signature=signature)
+            assert (await position_update(mine))["q"] == 40  # the snapshot
+            await sol_at("120")  # far under maintenance: the backstop takes it all
+            [result] = await sync_to_async(services.engine_client().call)([{"op": "liquidate"}])
+            assert result["ok"]["backstops"] == 1
+            event = (await ws.exact_frame("liquidation"))["data"]
+            assert_event_matches("LiquidationEvent", event)
+            assert (event["s"], event["S"], event["q"]) == (PERP, "Ask", "40")
+            assert D(event["p"]) > 120  # the bankruptcy price, above the mark
+            closed = await position_update(mine)
+            if closed["q"]:  # a tick told the new mark before the backstop
+                assert closed["e"] == "positionAdjusted" and closed["M"] == 120
+                closed = await position_update(mine)
+            assert (closed["e"], closed["q"]) == ("positionClosed", 0)
+            assert await ws.nothing()  # off the book: no public trade print
 
     run(scenario)
