@@ -13,6 +13,7 @@ from tests.processes import (
     RedisServer,
     Traders,
     assert_nothing_lost,
+    free_port,
     kill,
     start_worker,
     use_channel_engine,
@@ -58,3 +59,28 @@ def test_a_redis_restart_gives_clear_errors_then_trading_resumes(settings, tmp_p
     # The depth cache lived in the restarted Redis: the books are compared by reconciliation.
     assert_nothing_lost(traders.acked, [alice, bob], depth=False)
     print(f"worker restarts: {restarts}, refusals: {dict(traders.refused)}")
+
+
+def test_with_redis_unreachable_signed_requests_and_orders_answer_503_in_backpacks_shape(
+    settings,
+):
+    """REDIS_URL set, nothing listening there: the API says SERVER_ERROR (503) in its own
+    shape, never a 500 page; public market data is still served; nothing changes."""
+    from django.test import Client
+
+    from tests.api.helpers import Api, limit, refused
+    from trading.models import Order
+
+    account = user_account("alice", USDC="1000")
+    alice = Api.of(account)  # its key is created while the database is all it needs
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    use_channel_engine(settings, url, timeout=2)
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    }
+    refused(alice.get("/api/v1/capital"), "SERVER_ERROR", 503)
+    refused(alice.post("/api/v1/order", limit("Bid", "10", "1")), "SERVER_ERROR", 503)
+    refused(alice.delete("/api/v1/orders", {"symbol": "SOL_USDC"}), "SERVER_ERROR", 503)
+    markets = Client().get("/api/v1/markets")
+    assert markets.status_code == 200 and markets.json()
+    assert not Order.objects.filter(account=account).exists()
