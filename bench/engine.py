@@ -2,7 +2,9 @@
 
 Workload (fixed seed): ``--orders`` limit orders on one market, about 40%
 aggressive (priced through the mid, so they take) and the rest passive (priced
-away from the mid, so they rest), then every order still resting is cancelled.
+away from the mid, so they rest), then every order still resting is cancelled,
+on both books in the same sequence (placement order: pyorderbook's order map
+order), so both walk memory alike.
 Both books get the same orders; request objects are built before the clock
 starts so each side is timed on its book calls only. Orders are spread over
 1000 accounts with selfTradePrevention=Allow, because pyorderbook has no
@@ -88,14 +90,14 @@ def run_ours(orders: list[tuple[bool, int, int]], profile: bool) -> dict[str, fl
     if profiler:
         profiler.disable()
     views = book.resting_orders()
-    resting = [(view.account, view.order_id) for view in views]
+    resting = sorted((view.order_id, view.account) for view in views)  # placement order
     resting_lots = sum(view.remaining for view in views)
     cancel = book.cancel
     settle_gc()
     if profiler:
         profiler.enable()
     start = time.perf_counter()
-    for account, order_id in resting:
+    for order_id, account in resting:
         cancel(account, order_id)
     cancel_seconds = time.perf_counter() - start
     if profiler:
@@ -130,7 +132,7 @@ def run_pyorderbook(orders: list[tuple[bool, int, int]]) -> dict[str, float] | N
     for request in requests:
         match(request)
     add_seconds = time.perf_counter() - start
-    resting = list(book.order_map.values())
+    resting = list(book.order_map.values())  # placement order
     cancel = book.cancel
     settle_gc()
     start = time.perf_counter()

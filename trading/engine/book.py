@@ -95,13 +95,15 @@ from trading.engine.views import Depth, OrderView
 
 _new_order = object.__new__
 BIG = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
+_NO_BOUND = 1 << 128  # band bound when there is no band
 
 # why a sweep stopped
 _DONE, _LIMIT, _EMPTY, _STP, _BUDGET = range(5)
 
 _BID, _ASK = Side.BID, Side.ASK
 _LIMIT_TYPE, _MARKET_TYPE = OrderType.LIMIT, OrderType.MARKET
-_GTC, _FOK = TimeInForce.GTC, TimeInForce.FOK
+_GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
+_LAST_PRICE = TriggerBy.LAST_PRICE
 _FILLED, _CANCELLED, _EXPIRED = (
     OrderStatus.FILLED,
     OrderStatus.CANCELLED,
@@ -124,7 +126,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
 
     def __init__(self, rules: MarketRules, *, sequence: int = 0, trade_id: int = 0) -> None:
         self.rules = rules
-        self._state = rules.state
+        self._state = OrderBookState(rules.state)
         self._perp = rules.perp
         self._bids = BookSide(True)
         self._asks = BookSide(False)
@@ -136,17 +138,16 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self._positions: dict[int, int] = {}
         self._ro: dict[int, tuple[dict[int, Order], dict[int, Order]]] = {}
         self._touched: set[int] = set()
-        self._last: int | None = None
         self._mark: int | None = None
         self._index: int | None = None
         self._seq = sequence
         self._trade_id = trade_id
         # rules, read once, in the shape the fast path wants
-        self._min_qty = rules.min_quantity
+        self._min_qty = max(1, rules.min_quantity)
         self._max_qty = BIG if rules.max_quantity is None else rules.max_quantity
-        low = rules.band_low or (0, 1)
-        high = rules.band_high or (BIG, 1)
-        self._band = (low[0], low[1], high[0], high[1])
+        self._impact_high = rules.impact_high
+        self._impact_low = rules.impact_low
+        self._set_last(None)
 
     # ------------------------------------------------------------------ commands
 
@@ -154,16 +155,25 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         """Validate, match and rest (or park as a trigger) one order.
 
         The body is the fast path for the common case, a GTC/IOC limit order
-        without extras: the same rules as ``_check`` + ``_execute``, inlined.
-        Everything else goes through :meth:`_place_general`.
+        without extras whose enum fields are the enum members: the same rules
+        as ``_check`` + ``_execute``, inlined (the plain sweep of a spot
+        market included). Everything else goes through :meth:`_place_general`.
         """
+        side = cmd.side
+        tif = cmd.time_in_force
+        stp = cmd.self_trade_prevention
+        is_bid = side is _BID
         if (
-            cmd.order_type != _LIMIT_TYPE
-            or (cmd.trigger_price or cmd.stop_loss or cmd.take_profit) is not None
+            cmd.order_type is not _LIMIT_TYPE
+            or (not is_bid and side is not _ASK)
+            or (tif is not _GTC and tif is not _IOC)
+            or (stp is not _REJECT_TAKER and stp is not _ALLOW and stp not in _STPS)
+            or cmd.trigger_by is not _LAST_PRICE
+            or cmd.trigger_price is not None
+            or (cmd.stop_loss or cmd.take_profit) is not None
             or cmd.post_only
             or cmd.reduce_only
-            or cmd.time_in_force == _FOK
-            or self._state != _OPEN
+            or self._state is not _OPEN
         ):
             return self._place_general(cmd)
         oid = cmd.order_id
@@ -172,80 +182,74 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         price = cmd.price
         qty = cmd.quantity
         orders = self._orders
-        reason = None
-        if oid in orders or oid in self._pending:
-            reason = RejectReason.DUPLICATE_ORDER_ID
-        elif cid is not None and not 0 <= cid < 1 << 32:
-            reason = RejectReason.INVALID_ORDER
-        elif cid is not None and (account, cid) in self._client_ids:
-            reason = RejectReason.DUPLICATE_CLIENT_ID
-        elif price is None or qty is None or cmd.quote_quantity is not None:
-            reason = RejectReason.INVALID_ORDER
-        elif (
-            cmd.side not in _SIDES
-            or cmd.time_in_force not in _TIFS
-            or cmd.self_trade_prevention not in _STPS
+        if (  # not obviously valid (the band's low bound is >= 1): ask the full check
+            price is None
+            or qty is None
+            or cid is not None
+            or oid in orders
+            or oid in self._pending
+            or cmd.quote_quantity is not None
+            or not self._band_low <= price <= self._band_high
+            or not self._min_qty <= qty <= self._max_qty
         ):
-            reason = RejectReason.INVALID_ORDER  # e.g. a stray string from the edge
-        elif price <= 0:
-            reason = RejectReason.INVALID_PRICE
-        elif qty <= 0 or qty < self._min_qty or qty > self._max_qty:
-            reason = RejectReason.INVALID_QUANTITY
-        else:
-            last = self._last
-            if last is not None:
-                low_num, low_den, high_num, high_den = self._band
-                if price * low_den < last * low_num or price * high_den > last * high_num:
-                    reason = RejectReason.PRICE_OUT_OF_BOUNDS
-        self._seq += 1
-        if reason is not None:
-            return [OrderRejected(self._seq, oid, account, cid, reason, False)]
-        events: list[Event] = [OrderAccepted(self._seq, cmd, qty)]
+            reason = self._check(cmd, False)
+            if reason is not None:
+                self._seq += 1
+                return [OrderRejected.of(self._seq, oid, account, cid, reason, False)]
+        self._seq = seq = self._seq + 1
+        accepted = OrderAccepted()  # events: built slot by slot, see trading.engine.events
+        accepted.seq = seq
+        accepted.command = cmd
+        accepted.quantity = qty
+        events: list[Event] = [accepted]
         order = _new_order(Order)  # Order.__init__, inlined with the values at hand
         order.id = oid
         order.account = account
-        order.is_bid = is_bid = cmd.side == _BID
+        order.is_bid = is_bid
         order.price = price
         order.quantity = order.remaining = qty
         order.executed = order.executed_quote = 0
         order.client_id = cid
-        order.reduce_only = False
+        order.reduce_only = order.special = False
         order.live = True
         order.cmd = cmd
         if is_bid:
             opp = self._asks
             own = self._bids
             own_key = price
+            impact = self._impact_high
         else:
             opp = self._bids
             own = self._asks
             own_key = -price
+            impact = self._impact_low
         heap = opp.heap
         levels = opp.levels
         while heap and heap[0] not in levels:
             heappop(heap)  # stale key of a dropped level
         if heap and heap[0] <= own_key:
             limit_key = own_key
-            impact = self._impact_key(is_bid, heap[0])
-            if impact < limit_key:
-                limit_key = impact
-            stop = self._match(order, opp, limit_key, None, events)
+            if impact is not None:
+                bound = heap[0] * impact[0] // impact[1]
+                if bound < limit_key:
+                    limit_key = bound
+            if self._perp:
+                stop = self._match(order, opp, limit_key, None, events)
+            else:
+                stop = self._sweep_plain(order, opp, limit_key, stp is _ALLOW, events)
             finished = True
             if order.remaining == 0:
-                self._seq += 1
-                events.append(
-                    OrderDone(
-                        self._seq,
-                        oid,
-                        account,
-                        cid,
-                        _FILLED,
-                        None,
-                        order.executed,
-                        order.executed_quote,
-                        0,
-                    )
-                )
+                done = OrderDone()
+                done.seq = self._seq = self._seq + 1
+                done.order_id = oid
+                done.account = account
+                done.client_id = cid
+                done.status = _FILLED
+                done.reason = None
+                done.executed_quantity = qty
+                done.executed_quote = order.executed_quote
+                done.remaining = 0
+                events.append(done)
             elif stop == _STP:
                 self._done(order, _EXPIRED, ExpiryReason.SELF_TRADE_PREVENTION, events)
             elif stop == _LIMIT and limit_key < own_key and opp.best_key() <= own_key:
@@ -258,7 +262,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 if self._pending:
                     self._run_triggers(events)
                 return events
-        if cmd.time_in_force != _GTC:
+        if tif is not _GTC:
             self._done(order, _EXPIRED, ExpiryReason.IMMEDIATE_OR_CANCEL, events)
         else:  # rest at the back of its level
             levels = own.levels
@@ -269,7 +273,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 heappush(own.heap, key)
             level.orders.append(order)
             level.total += order.remaining
-            level.count += 1
+            order.level = level
             orders[oid] = order
             mine = self._by_account.get(account)
             if mine is None:
@@ -295,41 +299,35 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self, account: int, order_id: int | None = None, client_id: int | None = None
     ) -> list[Event]:
         """Cancel one open order (resting or trigger) by id or by clientId."""
-        order = self._orders.get(order_id) if client_id is None else None
-        if order is not None and order.account == account:
+        order = self._orders.get(order_id)
+        if order is not None and order.account == account and client_id is None:
             # fast path: a resting order by id (the inlined _cancel_resting)
-            side = self._bids if order.is_bid else self._asks
-            price = order.price
-            key = -price if order.is_bid else price
-            level = side.levels[key]
-            order.live = False
-            level.count -= 1
-            level.total -= order.remaining
-            if level.count == 0:
-                side.drop_if_empty(level)
             del self._orders[order_id]
+            order.live = False
+            level = order.level
+            level.total -= order.remaining
+            if not level.total:
+                (self._bids if order.is_bid else self._asks).drop_if_empty(level)
             mine = self._by_account[account]
             del mine[order_id]
             if not mine:
                 del self._by_account[account]
-            if order.client_id is not None:
-                del self._client_ids[(account, order.client_id)]
+            cid = order.client_id
+            if cid is not None:
+                del self._client_ids[(account, cid)]
             if order.reduce_only:
                 self._forget_reduce_only(order)
-            self._seq += 1
-            return [
-                OrderDone(
-                    self._seq,
-                    order_id,
-                    account,
-                    order.client_id,
-                    _CANCELLED,
-                    None,
-                    order.executed,
-                    order.executed_quote,
-                    order.remaining,
-                )
-            ]
+            done = OrderDone()
+            done.seq = self._seq = self._seq + 1
+            done.order_id = order_id
+            done.account = account
+            done.client_id = cid
+            done.status = _CANCELLED
+            done.reason = None
+            done.executed_quantity = order.executed
+            done.executed_quote = order.executed_quote
+            done.remaining = order.remaining
+            return [done]
         events: list[Event] = []
         order = None
         if order_id is not None:
@@ -342,7 +340,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         if order is None or order.account != account:
             self._seq += 1
             events.append(
-                CancelRejected(
+                CancelRejected.of(
                     self._seq, account, order_id, client_id, RejectReason.ORDER_NOT_FOUND
                 )
             )
@@ -495,7 +493,8 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         a resting order without price or remaining quantity).
         """
         book = cls(rules, sequence=sequence, trade_id=trade_id)
-        book._last, book._mark, book._index = last_price, mark_price, index_price
+        book._set_last(last_price)
+        book._mark, book._index = mark_price, index_price
         if positions:
             if not rules.perp and any(positions.values()):
                 raise ValueError("positions are only tracked on perp markets")
@@ -534,7 +533,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         if reason is not None:
             self._seq += 1
             events.append(
-                OrderRejected(
+                OrderRejected.of(
                     self._seq, cmd.order_id, cmd.account, cmd.client_id, reason, triggered
                 )
             )
@@ -590,7 +589,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 return reason
         if is_limit and (triggered or cmd.trigger_price is None):
             last = self._last
-            if last is not None and not self._in_band(price, last):
+            if last is not None and not self._band_low <= price <= self._band_high:
                 return RejectReason.PRICE_OUT_OF_BOUNDS
         return None
 
@@ -632,26 +631,22 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             return RejectReason.INVALID_ORDER
         return None
 
-    def _in_band(self, price: int, last: int) -> bool:
-        rules = self.rules
-        low, high = rules.band_low, rules.band_high
-        if low is not None and price * low[1] < last * low[0]:
-            return False
-        return high is None or price * high[1] <= last * high[0]
+    def _set_last(self, last: int | None) -> None:
+        """Record the last trade price and the limit-price band it sets:
+        ``_band_low`` / ``_band_high`` are the lowest / highest prices in ticks
+        with min_multiplier x last <= price <= max_multiplier x last (and
+        price >= 1: the fast path checks only the band)."""
+        self._last = last
+        low, high = self.rules.band_low, self.rules.band_high
+        self._band_low = 1 if last is None or low is None else max(1, -(-last * low[0] // low[1]))
+        self._band_high = _NO_BOUND if last is None or high is None else last * high[0] // high[1]
 
     def _impact_key(self, is_bid: bool, best_key: int) -> int:
-        """The sweep bound set by the impact multipliers, as a book key."""
-        rules = self.rules
-        if is_bid:
-            high = rules.impact_high
-            if high is None:
-                return BIG
-            return best_key * high[0] // high[1]  # floor(best ask x max)
-        low = rules.impact_low
-        if low is None:
-            return BIG
-        # key = -ceil(best_bid x min) = floor(-best_bid x min), best_key = -best_bid
-        return best_key * low[0] // low[1]
+        """The sweep bound set by the impact multipliers, as a book key:
+        floor(best ask x max) for a buy; for a sell, -ceil(best bid x min) =
+        floor(-best bid x min) with best_key = -best bid."""
+        ratio = self._impact_high if is_bid else self._impact_low
+        return BIG if ratio is None else best_key * ratio[0] // ratio[1]
 
     def _execute(self, order: Order, events: list[Event]) -> None:
         """Match an accepted order, then rest or finish it."""
@@ -662,7 +657,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             cap = -pos if is_bid else pos
             if cap <= 0:
                 self._seq += 1
-                events.append(OrderAccepted(self._seq, cmd, order.quantity))
+                events.append(OrderAccepted.of(self._seq, cmd, order.quantity))
                 reason = ExpiryReason.REDUCE_ONLY_NOT_REDUCED
                 self._done(order, _EXPIRED, reason, events)
                 return
@@ -672,8 +667,11 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 order.quantity = order.remaining = cap
         elif order.quantity is None:
             order.remaining = BIG
-        self._seq += 1
-        events.append(OrderAccepted(self._seq, cmd, order.quantity))
+        accepted = OrderAccepted()
+        accepted.seq = self._seq = self._seq + 1
+        accepted.command = cmd
+        accepted.quantity = order.quantity
+        events.append(accepted)
 
         opp = self._asks if is_bid else self._bids
         best = opp.best_key()
@@ -726,6 +724,134 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
 
     # ------------------------------------------------------------------ matching
 
+    def _sweep_plain(
+        self,
+        taker: Order,
+        opp: BookSide,
+        limit_key: int,
+        allow_self: bool,
+        events: list[Event],
+    ) -> int:
+        """``_match`` for a plain limit taker on a spot market: the same sweep
+        without budget, positions or attached orders, with the taker's state
+        in locals. At the first maker that needs more (reduce-only, attached
+        stop-loss / take-profit, the taker's own order under self-trade
+        prevention) it writes its state back and hands the rest to ``_match``.
+        """
+        heap = opp.heap
+        levels = opp.levels
+        orders = self._orders
+        by_account = self._by_account
+        client_ids = self._client_ids
+        append = events.append
+        taker_id = taker.id
+        account = taker.account
+        cid = taker.client_id
+        taker_side = _BID if taker.is_bid else _ASK
+        start = remaining = taker.remaining
+        quote = 0
+        seq = self._seq
+        trade_id = self._trade_id
+        last = None
+        stop = _EMPTY
+        while heap:
+            key = heap[0]
+            level = levels.get(key)
+            if level is None:
+                heappop(heap)  # stale key of a dropped level
+                continue
+            if key > limit_key:
+                stop = _LIMIT
+                break
+            price = level.price
+            queue = level.orders
+            total = level.total
+            while total:
+                maker = queue[0]
+                if not maker.live:
+                    queue.popleft()
+                    continue
+                maker_account = maker.account
+                if maker.special or (maker_account == account and not allow_self):
+                    stop = -1  # hand over to _match
+                    break
+                last = price
+                fill = Fill()
+                fill.seq = seq = seq + 1
+                fill.trade_id = trade_id = trade_id + 1
+                fill.price = price
+                fill.taker_side = taker_side
+                fill.maker_order_id = maker_id = maker.id
+                fill.taker_order_id = taker_id
+                fill.maker_account = maker_account
+                fill.taker_account = account
+                fill.maker_client_id = maker_cid = maker.client_id
+                fill.taker_client_id = cid
+                fill.maker_reduce_only = fill.taker_reduce_only = False
+                append(fill)
+                left = maker.remaining
+                if remaining < left:  # the taker is done, the maker stays
+                    value = remaining * price
+                    fill.quantity = remaining
+                    fill.maker_remaining = maker.remaining = left - remaining
+                    fill.taker_remaining = 0
+                    maker.executed += remaining
+                    maker.executed_quote += value
+                    total -= remaining
+                    quote += value
+                    remaining = 0
+                    break
+                value = left * price  # the maker is filled
+                remaining -= left
+                fill.quantity = left
+                fill.maker_remaining = 0
+                fill.taker_remaining = remaining
+                total -= left
+                quote += value
+                executed = maker.executed + left
+                executed_quote = maker.executed_quote + value
+                maker.remaining = 0
+                maker.executed = executed
+                maker.executed_quote = executed_quote
+                maker.live = False
+                queue.popleft()
+                del orders[maker_id]
+                mine = by_account[maker_account]
+                del mine[maker_id]
+                if not mine:
+                    del by_account[maker_account]
+                if maker_cid is not None:
+                    del client_ids[(maker_account, maker_cid)]
+                done = OrderDone()
+                done.seq = seq = seq + 1
+                done.order_id = maker_id
+                done.account = maker_account
+                done.client_id = maker_cid
+                done.status = _FILLED
+                done.reason = None
+                done.executed_quantity = executed
+                done.executed_quote = executed_quote
+                done.remaining = 0
+                append(done)
+                if not remaining:
+                    break
+            level.total = total
+            if not total:
+                del levels[key]
+                heappop(heap)  # key is the heap's top
+            if stop == -1 or not remaining:
+                break
+        taker.remaining = remaining
+        taker.executed += start - remaining
+        taker.executed_quote += quote
+        self._seq = seq
+        self._trade_id = trade_id
+        if last is not None and last != self._last:
+            self._set_last(last)
+        if stop == -1:
+            return self._match(taker, opp, limit_key, None, events)
+        return _DONE if not remaining else stop
+
     def _match(
         self,
         taker: Order,
@@ -774,7 +900,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 break
             price = level.price
             queue = level.orders
-            while level.count:
+            while level.total:
                 maker = queue[0]
                 if not maker.live:
                     queue.popleft()
@@ -815,27 +941,23 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 taker.executed_quote += value
                 level.total -= qty
                 last = price
-                self._trade_id += 1
-                self._seq += 1
-                events.append(
-                    Fill(
-                        self._seq,
-                        self._trade_id,
-                        price,
-                        qty,
-                        taker_side,
-                        maker.id,
-                        taker_id,
-                        maker_account,
-                        taker_account,
-                        maker.client_id,
-                        taker_cid,
-                        maker.remaining,
-                        taker.remaining if show_remaining else 0,
-                        maker.reduce_only,
-                        taker_ro,
-                    )
-                )
+                fill = Fill()
+                fill.seq = self._seq = self._seq + 1
+                fill.trade_id = self._trade_id = self._trade_id + 1
+                fill.price = price
+                fill.quantity = qty
+                fill.taker_side = taker_side
+                fill.maker_order_id = maker.id
+                fill.taker_order_id = taker_id
+                fill.maker_account = maker_account
+                fill.taker_account = taker_account
+                fill.maker_client_id = maker.client_id
+                fill.taker_client_id = taker_cid
+                fill.maker_remaining = maker.remaining
+                fill.taker_remaining = taker.remaining if show_remaining else 0
+                fill.maker_reduce_only = maker.reduce_only
+                fill.taker_reduce_only = taker_ro
+                events.append(fill)
                 if perp:
                     delta = qty if taker_bid else -qty
                     positions[taker_account] = positions.get(taker_account, 0) + delta
@@ -844,7 +966,6 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                         touched.add(maker_account)
                 if maker.remaining == 0:
                     queue.popleft()
-                    level.count -= 1
                     maker.live = False
                     maker_id = maker.id
                     del orders[maker_id]
@@ -856,33 +977,21 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                         del client_ids[(maker_account, maker.client_id)]
                     if maker.reduce_only:
                         self._forget_reduce_only(maker)
-                    self._seq += 1
-                    events.append(
-                        OrderDone(
-                            self._seq,
-                            maker_id,
-                            maker_account,
-                            maker.client_id,
-                            _FILLED,
-                            None,
-                            maker.executed,
-                            maker.executed_quote,
-                            0,
-                        )
-                    )
-                mcmd = maker.cmd
-                if mcmd.stop_loss is not None or mcmd.take_profit is not None:
-                    self._spawn_children(maker, qty, events)
+                    self._done(maker, _FILLED, None, events)
+                if maker.special:
+                    mcmd = maker.cmd
+                    if mcmd.stop_loss is not None or mcmd.take_profit is not None:
+                        self._spawn_children(maker, qty, events)
                 if taker_attached:
                     self._spawn_children(taker, qty, events)
                 if not taker.remaining:
                     break
-            if level.count == 0 and levels.get(key) is level:
+            if level.total == 0 and levels.get(key) is level:
                 del levels[key]
                 if heap and heap[0] == key:
                     heappop(heap)
         if last is not None:
-            self._last = last
+            self._set_last(last)
         return stop
 
     def _fok_fillable(self, taker: Order, opp: BookSide, limit_key: int) -> bool:
@@ -930,23 +1039,19 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         reason: ExpiryReason | None,
         events: list[Event],
     ) -> None:
-        remaining = 0
-        if status is not _FILLED and order.quantity is not None:
-            remaining = order.remaining
-        self._seq += 1
-        events.append(
-            OrderDone(
-                self._seq,
-                order.id,
-                order.account,
-                order.client_id,
-                status,
-                reason,
-                order.executed,
-                order.executed_quote,
-                remaining,
-            )
+        done = OrderDone()
+        done.seq = self._seq = self._seq + 1
+        done.order_id = order.id
+        done.account = order.account
+        done.client_id = order.client_id
+        done.status = status
+        done.reason = reason
+        done.executed_quantity = order.executed
+        done.executed_quote = order.executed_quote
+        done.remaining = (
+            order.remaining if status is not _FILLED and order.quantity is not None else 0
         )
+        events.append(done)
 
     def _rest(self, order: Order) -> None:
         (self._bids if order.is_bid else self._asks).append(order)
@@ -974,12 +1079,10 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
     def _cancel_resting(
         self, order: Order, reason: ExpiryReason | None, events: list[Event]
     ) -> None:
-        side = self._bids if order.is_bid else self._asks
-        level = side.level_of(order)
+        level = order.level
         order.live = False
-        level.count -= 1
         level.total -= order.remaining
-        side.drop_if_empty(level)
+        (self._bids if order.is_bid else self._asks).drop_if_empty(level)
         del self._orders[order.id]
         self._unregister(order)
         if order.reduce_only:

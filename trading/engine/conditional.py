@@ -63,7 +63,7 @@ class ConditionalMixin:
         assert cmd.trigger_price is not None
         self._seq += 1
         events.append(
-            TriggerPlaced(
+            TriggerPlaced.of(
                 self._seq,
                 order.id,
                 order.account,
@@ -113,7 +113,7 @@ class ConditionalMixin:
         self._unregister(order)
         self._seq += 1
         events.append(
-            OrderTriggered(
+            OrderTriggered.of(
                 self._seq,
                 order.id,
                 order.account,
@@ -159,7 +159,7 @@ class ConditionalMixin:
                 child.remaining += lots
                 self._seq += 1
                 events.append(
-                    OrderModified(
+                    OrderModified.of(
                         self._seq,
                         child.id,
                         child.account,

@@ -3,8 +3,11 @@
 Every call on :class:`~trading.engine.book.OrderBook` returns a list of these,
 in order. ``seq`` is the per-market sequence number: it increases by exactly one
 per event, so a consumer can detect gaps. Prices are ticks, quantities lots,
-quote amounts quote units (ticks x lots). Treat events as immutable (they are
-plain slotted dataclasses for speed, not frozen).
+quote amounts quote units (ticks x lots). Events are slotted records, to be
+treated as immutable: ``Kind.of(*values)`` builds one positionally (the book's
+general paths); the hot paths call ``Kind()``, which runs no Python code, and
+set the slots, because building events is a large share of the book's time.
+Two events are equal when they are of the same kind with equal fields.
 
 Life of an order, as events:
 
@@ -23,7 +26,7 @@ An accepted order without an ``OrderDone`` is resting in the book.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
 from trading.engine.orders import (
     ExpiryReason,
@@ -39,11 +42,41 @@ from trading.engine.orders import (
 )
 
 
-@dataclass(slots=True)
-class OrderAccepted:
+class _Event:
+    """Base of the event kinds (see the module docstring)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, *values: Any) -> Any:
+        """An event from all its field values, in declaration order."""
+        names = cls.__slots__
+        if len(values) != len(names):
+            raise TypeError(f"{cls.__name__} takes {len(names)} values, got {len(values)}")
+        event = cls()
+        for name, value in zip(names, values, strict=True):
+            setattr(event, name, value)
+        return event
+
+    def fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.fields() == other.fields()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{n}={getattr(self, n, None)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({values})"
+
+
+class OrderAccepted(_Event):
     """The order entered matching. ``command`` is the request as placed;
     ``quantity`` the effective quantity (a reduce-only order's is clamped to
     the position; None for a market order by quote quantity)."""
+
+    __slots__ = ("seq", "command", "quantity")
 
     seq: int
     command: PlaceOrder
@@ -98,18 +131,36 @@ class OrderAccepted:
         return self.command.created_at
 
 
-@dataclass(slots=True)
-class OrderRejected:
+class OrderRejected(_Event):
+    __slots__ = ("seq", "order_id", "account", "client_id", "reason", "triggered")
+
     seq: int
     order_id: int | None
     account: int
     client_id: int | None
     reason: RejectReason
-    triggered: bool = False  # True: a trigger order fired and then failed
+    triggered: bool  # True: a trigger order fired and then failed
 
 
-@dataclass(slots=True)
-class Fill:
+class Fill(_Event):
+    __slots__ = (
+        "seq",
+        "trade_id",
+        "price",
+        "quantity",
+        "taker_side",
+        "maker_order_id",
+        "taker_order_id",
+        "maker_account",
+        "taker_account",
+        "maker_client_id",
+        "taker_client_id",
+        "maker_remaining",
+        "taker_remaining",
+        "maker_reduce_only",
+        "taker_reduce_only",
+    )
+
     seq: int
     trade_id: int
     price: int
@@ -135,8 +186,19 @@ class Fill:
         return self.price * self.quantity
 
 
-@dataclass(slots=True)
-class OrderDone:
+class OrderDone(_Event):
+    __slots__ = (
+        "seq",
+        "order_id",
+        "account",
+        "client_id",
+        "status",
+        "reason",
+        "executed_quantity",
+        "executed_quote",
+        "remaining",
+    )
+
     seq: int
     order_id: int
     account: int
@@ -148,8 +210,9 @@ class OrderDone:
     remaining: int  # lots cancelled/expired (0 when Filled)
 
 
-@dataclass(slots=True)
-class OrderModified:
+class OrderModified(_Event):
+    __slots__ = ("seq", "order_id", "account", "client_id", "quantity", "remaining", "reason")
+
     seq: int
     order_id: int
     account: int
@@ -159,8 +222,25 @@ class OrderModified:
     reason: ExpiryReason | None  # ReduceOnlyNotReduced for a shrink, None to grow
 
 
-@dataclass(slots=True)
-class TriggerPlaced:
+class TriggerPlaced(_Event):
+    __slots__ = (
+        "seq",
+        "order_id",
+        "account",
+        "client_id",
+        "side",
+        "order_type",
+        "price",
+        "quantity",
+        "quote_quantity",
+        "trigger_price",
+        "trigger_by",
+        "direction",
+        "reduce_only",
+        "parent_id",
+        "sibling_id",
+    )
+
     seq: int
     order_id: int
     account: int
@@ -178,8 +258,17 @@ class TriggerPlaced:
     sibling_id: int | None  # the OCO partner of a child
 
 
-@dataclass(slots=True)
-class OrderTriggered:
+class OrderTriggered(_Event):
+    __slots__ = (
+        "seq",
+        "order_id",
+        "account",
+        "client_id",
+        "trigger_by",
+        "trigger_price",
+        "reference_price",
+    )
+
     seq: int
     order_id: int
     account: int
@@ -189,8 +278,9 @@ class OrderTriggered:
     reference_price: int
 
 
-@dataclass(slots=True)
-class CancelRejected:
+class CancelRejected(_Event):
+    __slots__ = ("seq", "account", "order_id", "client_id", "reason")
+
     seq: int
     account: int
     order_id: int | None

@@ -9,10 +9,12 @@ keys whose smallest live entry is the best level. Keys of dropped levels are
 removed lazily (skipped when they reach the top) and the heap is rebuilt from
 ``levels`` when stale entries outnumber live ones, so it stays O(levels).
 
-Each level holds a deque of orders in time priority. Cancellation is lazy: the
-order is flagged ``live = False`` and the level's ``count`` / ``total`` are
-adjusted at once; the dead entry is dropped when it reaches the front of the
-deque (or with the level when its last live order leaves).
+Each level holds a deque of orders in time priority and ``total``, the live
+lots at that price; every live order has lots left, so ``total == 0`` means the
+level is empty. Cancellation is lazy: the order (which knows its ``level``) is
+flagged ``live = False`` and ``total`` is adjusted at once; the dead entry is
+dropped when it reaches the front of the deque (or with the level when its last
+live order leaves).
 """
 
 from __future__ import annotations
@@ -27,14 +29,13 @@ EMPTY_KEY = 1 << 62  # best key of an empty side: crosses nothing
 
 
 class Level:
-    __slots__ = ("key", "price", "orders", "total", "count")
+    __slots__ = ("key", "price", "orders", "total")
 
     def __init__(self, key: int, price: int) -> None:
         self.key = key
         self.price = price
         self.orders: deque[Order] = deque()
-        self.total = 0  # live lots at this price
-        self.count = 0  # live orders at this price
+        self.total = 0  # live lots at this price (0: no live order)
 
     def live_orders(self) -> Iterator[Order]:
         for order in self.orders:
@@ -60,16 +61,12 @@ class BookSide:
             heappush(self.heap, key)
         level.orders.append(order)
         level.total += order.remaining
-        level.count += 1
-
-    def level_of(self, order: Order) -> Level:
-        price = order.price
-        return self.levels[-price if self.is_bid else price]
+        order.level = level
 
     def drop_if_empty(self, level: Level) -> None:
         """Forget a level with no live order (idempotent)."""
         levels = self.levels
-        if level.count == 0 and levels.get(level.key) is level:
+        if level.total == 0 and levels.get(level.key) is level:
             del levels[level.key]
             heap = self.heap
             if heap[0] == level.key:

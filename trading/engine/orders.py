@@ -193,7 +193,10 @@ class Order:
 
     ``cmd`` keeps the immutable request (side, type, time in force, ...); the
     fields the matcher touches live in slots. ``live`` is False once the order
-    left the book (price levels delete lazily). ``spawned`` (set only on
+    left the book (price levels delete lazily); ``level`` is set while it
+    rests. ``special`` marks what the plain matching loop hands over to the
+    general one: a reduce-only order or one with an attached stop-loss /
+    take-profit. ``spawned`` (set only on
     orders with an attached stop-loss / take-profit) records which children
     were created: bit 1 stop-loss, bit 2 take-profit.
     """
@@ -211,6 +214,8 @@ class Order:
         "reduce_only",
         "live",
         "cmd",
+        "special",
+        "level",
         "spawned",
     )
 
@@ -233,6 +238,7 @@ class Order:
         self.reduce_only = reduce_only
         self.live = True
         self.cmd = cmd
+        self.special = reduce_only or cmd.stop_loss is not None or cmd.take_profit is not None
 
     @property
     def side(self) -> Side:

@@ -12,13 +12,8 @@ shrunk newest-first so that their total never exceeds |position|.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from trading.engine.events import Event, OrderModified
 from trading.engine.orders import ExpiryReason, Order
-
-if TYPE_CHECKING:
-    from trading.engine.levels import BookSide
 
 
 class ReduceOnlyMixin:
@@ -27,8 +22,6 @@ class ReduceOnlyMixin:
     _positions: dict[int, int]
     _ro: dict[int, tuple[dict[int, Order], dict[int, Order]]]
     _touched: set[int]
-    _bids: BookSide
-    _asks: BookSide
     _seq: int
 
     def _after_sweep(self, order: Order, events: list[Event]) -> None:
@@ -80,13 +73,12 @@ class ReduceOnlyMixin:
                     excess = 0
 
     def _shrink(self, order: Order, lots: int, events: list[Event]) -> None:
-        side = self._bids if order.is_bid else self._asks
-        side.level_of(order).total -= lots
+        order.level.total -= lots
         order.remaining -= lots
         order.quantity -= lots
         self._seq += 1
         events.append(
-            OrderModified(
+            OrderModified.of(
                 self._seq,
                 order.id,
                 order.account,

@@ -1,11 +1,14 @@
 """Random command streams through the book and the naive reference book.
 
 Both must produce the same fills, the same order outcomes (in the same order)
-and the same resting orders in the same priority.
+and the same resting orders in the same priority. The same streams also run
+through the book's inlined fast path and its general path (forced by giving
+the enum fields as plain strings): both must give identical events.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -66,6 +69,26 @@ def book_trace(events: list) -> list[tuple]:
     return trace
 
 
+def place_command(order_id: int, command: tuple, centre: int) -> PlaceOrder:
+    _, account, is_bid, kind, offset, qty, by, budget, tif, post_only, stp = command
+    is_market = kind == "Market"
+    if is_market:
+        qty *= 3  # takers sweep several makers
+    by_quote = is_market and by == "quote"
+    return PlaceOrder(
+        order_id=order_id,
+        account=account,
+        side=Side.BID if is_bid else Side.ASK,
+        order_type=OrderType(kind),
+        price=None if is_market else centre + offset,
+        quantity=None if by_quote else qty,
+        quote_quantity=budget if by_quote else None,
+        time_in_force=TimeInForce(tif),
+        post_only=post_only and not is_market,
+        self_trade_prevention=SelfTradePrevention(stp),
+    )
+
+
 def run_both(stream: list[tuple], impact: bool, centre: int = 20) -> None:
     overrides = {}
     if impact:
@@ -88,38 +111,20 @@ def run_both(stream: list[tuple], impact: bool, centre: int = 20) -> None:
             expected = reference.cancel(account, order_id)
             got = book_trace(book.cancel(account, order_id))
         else:
-            _, account, is_bid, kind, offset, qty, by, budget, tif, post_only, stp = command
-            price = centre + offset
             next_id += 1
             placed.append(next_id)
-            is_market = kind == "Market"
-            if is_market:
-                qty *= 3  # takers sweep several makers
-            by_quote = is_market and by == "quote"
-            post_only = post_only and not is_market
-            cmd = PlaceOrder(
-                order_id=next_id,
-                account=account,
-                side=Side.BID if is_bid else Side.ASK,
-                order_type=OrderType(kind),
-                price=None if is_market else price,
-                quantity=None if by_quote else qty,
-                quote_quantity=budget if by_quote else None,
-                time_in_force=TimeInForce(tif),
-                post_only=post_only,
-                self_trade_prevention=SelfTradePrevention(stp),
-            )
+            cmd = place_command(next_id, command, centre)
             expected = reference.place(
                 next_id,
-                account,
-                is_bid,
-                kind,
-                None if is_market else price,
-                None if by_quote else qty,
-                budget if by_quote else None,
-                tif,
-                post_only,
-                stp,
+                cmd.account,
+                cmd.side is Side.BID,
+                cmd.order_type.value,
+                cmd.price,
+                cmd.quantity,
+                cmd.quote_quantity,
+                cmd.time_in_force.value,
+                cmd.post_only,
+                cmd.self_trade_prevention.value,
             )
             got = book_trace(book.place(cmd))
         assert got == expected, command
@@ -137,3 +142,44 @@ def test_book_matches_reference_book(stream: list[tuple]) -> None:
 @given(streams)
 def test_book_matches_reference_book_with_price_impact_bound(stream: list[tuple]) -> None:
     run_both(stream, impact=True, centre=40)  # 5% of 40 = 2 ticks of sweep
+
+
+def as_strings(cmd: PlaceOrder) -> PlaceOrder:
+    """The same command with its enum fields as plain strings (what the general
+    path accepts and the fast path leaves to it)."""
+    return replace(
+        cmd,
+        side=str(cmd.side.value),
+        order_type=str(cmd.order_type.value),
+        time_in_force=str(cmd.time_in_force.value),
+        self_trade_prevention=str(cmd.self_trade_prevention.value),
+        trigger_by=str(cmd.trigger_by.value),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams, st.booleans(), st.booleans())
+def test_fast_path_and_general_path_give_the_same_events(
+    stream: list[tuple], impact: bool, band: bool
+) -> None:
+    overrides: dict = {}
+    if impact:
+        overrides |= {
+            "max_impact_multiplier": Decimal("1.05"),
+            "min_impact_multiplier": Decimal("0.95"),
+        }
+    if band:
+        overrides |= {"max_multiplier": Decimal("1.1"), "min_multiplier": Decimal("0.9")}
+    fast, general = OrderBook(rules(**overrides)), OrderBook(rules(**overrides))
+    placed: list[int] = []
+    for command in stream:
+        if command[0] == "cancel":
+            _, account, back = command
+            order_id = placed[max(0, len(placed) - 1 - back)] if placed else 1
+            assert fast.cancel(account, order_id) == general.cancel(account, order_id)
+        else:
+            placed.append(len(placed) + 1)
+            cmd = place_command(len(placed), command, centre=40)
+            assert fast.place(cmd) == general.place(as_strings(cmd)), command
+        assert fast.resting_orders() == general.resting_orders()
+        assert fast.depth() == general.depth()
