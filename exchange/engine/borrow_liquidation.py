@@ -93,9 +93,10 @@ def step(  # noqa: PLR0913
     deep: bool,
     closing_perps: bool,
 ) -> tuple[int, int]:
-    """One liquidation run over the account's borrows: (book steps, backstops). While
-    perp positions are being closed on the book, a borrow the book cannot absorb waits
-    for them (the backstop takes it when the account is deep under its MMF)."""
+    """One liquidation run over the account's borrows: (book steps, backstops). Deep
+    under its MMF the backstop goes first (the book when the fund cannot pay); else the
+    book, and the backstop when the book absorbs nothing - unless perp positions are
+    being closed on the book: the borrow waits for them."""
     batch.touched.add(account.pk)  # reconcile repays borrows from what it holds
     bankrupt = bankruptcy_prices(account_input, prices)
     steps = backstops = 0
@@ -103,19 +104,29 @@ def step(  # noqa: PLR0913
         owed = -borrow.net_quantity
         if owed <= 0:
             continue
-        done = False
-        if not deep:
-            if borrow.symbol == USDC:
-                done = _sell_collateral(core, batch, account, owed * liquidation.STEP, bankrupt)
-            else:
-                done = _buy_back(core, batch, account, borrow.symbol, owed, bankrupt, prices)
-        if done:
+        value = owed * prices.get(borrow.symbol, Decimal(1))
+        raised = _backstop(core, batch, account, sellable(core, result), bankrupt) if deep else 0
+        backstops += raised > 0
+        if raised < value and _on_book(core, batch, account, borrow.symbol, owed, bankrupt, prices):
             steps += 1
-        elif (deep or not closing_perps) and _backstop(
-            core, batch, account, sellable(core, result), bankrupt
-        ):
-            backstops += 1
+        elif not deep and not closing_perps:
+            backstops += _backstop(core, batch, account, sellable(core, result), bankrupt) > 0
     return steps, backstops
+
+
+def _on_book(  # noqa: PLR0913
+    core,  # noqa: ANN001
+    batch,  # noqa: ANN001
+    account: Account,
+    asset: str,
+    owed: Decimal,
+    bankrupt: dict,
+    prices: dict,
+) -> bool:
+    """One step of 10% of a borrow on the book."""
+    if asset == USDC:
+        return _sell_collateral(core, batch, account, owed * liquidation.STEP, bankrupt)
+    return _buy_back(core, batch, account, asset, owed, bankrupt, prices)
 
 
 def _limit(bankrupt: dict):  # noqa: ANN202
@@ -202,13 +213,13 @@ def charge_fee(core, batch, order: Order) -> Decimal:  # noqa: ANN001
     return fee
 
 
-def _backstop(core, batch, account: Account, assets: list[str], bankrupt: dict) -> bool:  # noqa: ANN001
+def _backstop(core, batch, account: Account, assets: list[str], bankrupt: dict) -> Decimal:  # noqa: ANN001
     """The insurance fund buys the collateral at its bankruptcy price, as far as its USDC
-    goes (off-book trades LiquidatePositionOnBackstop)."""
+    goes (off-book trades LiquidatePositionOnBackstop). Returns the USDC it paid."""
     fund = core._insurance_account()
     fund_usdc = conversion.projected(batch, {fund.pk}).get((fund.pk, USDC), [ZERO])[0]
     conversion.load_view(batch, account)
-    took = False
+    paid = ZERO
     for asset in assets:
         price = bankrupt.get(asset)
         mb = core.markets[f"{asset}_USDC"]
@@ -226,8 +237,8 @@ def _backstop(core, batch, account: Account, assets: list[str], bankrupt: dict) 
             core, batch, account, mb, quantity, price, BACKSTOP
         ).quote_quantity
         fund_usdc -= quote
-        took = True
-    return took
+        paid += quote
+    return paid
 
 
 def write_off(core, account: Account, result: risk.AccountRisk) -> bool:  # noqa: ANN001

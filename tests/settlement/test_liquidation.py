@@ -11,8 +11,10 @@ from accounts import services as ledger
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Posting
 from lending import services as lending
+from lending.models import Movement
 from settlement import services as settlement
 from settlement.models import FundingPayment, Position, PremiumSample
+from settlement.selectors import mark_prices
 from tests.builders import SignedClient, balance, limit_order, seed_insurance_fund, user_account
 from trading import services
 from trading.models import Kline, Order
@@ -37,15 +39,26 @@ def liquidate() -> dict:
 def invariants() -> None:
     """The issue's checks after every story."""
     call_command("ledger_check")
-    # Funding is zero-sum: what positions received and paid nets to the rounding residual
-    # the insurance fund took (never negative).
-    funding = sum(FundingPayment.objects.values_list("quantity", flat=True), D(0))
-    assert D("-0.00001") < funding <= 0
-    # pnl_pool + Σ unrealized PnL = 0 at any mark: the pool holds -Σ net cost (the net
-    # quantities of a market sum to zero, so Σ unrealized = -Σ net cost = the pool).
+    # Σ funding = 0: what the positions received and paid, plus the rounding residual the
+    # insurance fund took, nets to zero.
+    paid = sum(FundingPayment.objects.values_list("quantity", flat=True), D(0))
+    fund = ledger.system_account(Account.INSURANCE_FUND)
+    residual = sum(
+        Posting.objects.filter(account=fund, entry__kind="funding").values_list(
+            "amount", flat=True
+        ),
+        D(0),
+    )
+    assert paid + residual == 0 and D("-0.00001") < paid <= 0
+    # pnl_pool and Σ unrealized PnL at the mark cancel out. (The pool is the counterparty
+    # of PnL not yet paid: posted as the positions' opposite, its balance is -Σ net cost,
+    # which is Σ unrealized PnL because the net quantities of a market sum to zero.)
+    positions = list(Position.objects.all())
+    marks = mark_prices()
+    unrealized = sum((p.net_quantity * marks[p.market_id] - p.net_cost for p in positions), D(0))
     pool = balance(ledger.system_account(Account.PNL_POOL), "USDC")
-    assert sum((p.net_quantity for p in Position.objects.all()), D(0)) == 0
-    assert pool == -sum((p.net_cost for p in Position.objects.all()), D(0))
+    assert sum((p.net_quantity for p in positions), D(0)) == 0
+    assert pool - unrealized == 0
 
 
 def fills(account, **params) -> list[dict]:
@@ -121,21 +134,40 @@ def test_a_10x_long_on_sol_collateral_is_liquidated_in_steps_on_the_book():
     outcomes = [liquidate() for _ in range(30)]
     steps = 1 + sum(o["steps"] for o in outcomes)
     # Realized losses become a USDC borrow (higher MMF than the perp), so this account
-    # keeps sliding: step after step on the book.
-    assert steps >= 5
+    # keeps sliding: step after step on the book, then, deep under its MMF, the backstop
+    # takes the rest of the position.
+    assert steps >= 5 and sum(o["backstops"] for o in outcomes) >= 1
     book_orders = Order.objects.filter(account=trader, system_order_type="LiquidatePositionOnBook")
     assert book_orders.filter(market_id=PERP).count() == steps
-    assert Position.objects.get(account=trader, market_id=PERP).net_quantity < D(72)
+    assert Position.objects.get(account=trader, market_id=PERP).net_quantity == 0
     fees = [o.executed_quote_quantity for o in book_orders]
     assert insurance_fees() >= sum((q * D("0.01") for q in fees), D(0)) - D("0.00001")
     # Each step is a fill in the trader's history, marked as a book liquidation.
     liquidation_fills = fills(trader, fillType="BookLiquidation", limit=1000)
-    assert len(liquidation_fills) >= steps
+    assert len(liquidation_fills) == steps
     assert {f["systemOrderType"] for f in liquidation_fills} == {"LiquidatePositionOnBook"}
-    # Once nothing is left to close the account leaves the liquidating state.
+    # The backstop took the perp position (and, for the borrow, what SOL the insurance
+    # fund's USDC could buy): fills in the history too.
+    backstops = fills(trader, fillType="Backstop")
+    assert [f["symbol"] for f in backstops if f["symbol"] == PERP] == [PERP]
+    assert {f["systemOrderType"] for f in backstops} == {"LiquidatePositionOnBackstop"}
+    invariants()
+
+    # What is left is a USDC borrow against the SOL, with nobody to buy SOL: the account
+    # stays liquidating until a bid comes, then SOL is sold on the book for the borrow.
     trader.refresh_from_db()
-    if not trader.liquidating:
-        assert not liquidate()["steps"]
+    assert trader.liquidating and lending.position(trader, "USDC") < 0
+    spot_buyer = user_account("spot_buyer", USDC="100000")
+    limit_order(spot_buyer, "SOL_USDC", "Bid", "136", "20")
+    for _ in range(20):
+        liquidate()
+        trader.refresh_from_db()
+        if not trader.liquidating:
+            break
+    assert not trader.liquidating
+    sales = fills(trader, fillType="BookLiquidation", symbol="SOL_USDC")
+    assert sales and {(f["side"], f["price"]) for f in sales} == {("Ask", "136")}
+    assert Movement.objects.filter(account=trader, source="Liquidation").exists()
     invariants()
 
 
