@@ -26,9 +26,10 @@ export class AccountFeed {
     this.applied = 0; // the newest snapshot whose account figures are shown
     this.timer = null;
     this.last = 0;
+    this.subscriptions = 0; // acknowledged (re)subscriptions
     this.setStatus("subscribing");
     stream.subscribePrivate(PRIVATE_STREAMS, (msg) => this.update(msg), {
-      onSubscribed: () => { this.setStatus("live"); this.load(); },
+      onSubscribed: () => { this.subscriptions += 1; this.setStatus("live"); this.load(); },
       onRefused: (err) => this.setStatus("refused", err.message),
       onLost: () => this.setStatus("reconnecting"),
     });

@@ -9,6 +9,7 @@ const cfg = JSON.parse(document.getElementById("market-config").textContent);
 const $ = (id) => document.getElementById(id);
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const stream = new Stream();
+window.pageStream = stream;
 
 document.getElementById("market-select").addEventListener("change", (e) => {
   location.href = `/trade/${e.target.value}/`;
@@ -239,9 +240,27 @@ const byIdDesc = (a, b) => (BigInt(b.id) > BigInt(a.id) ? 1 : BigInt(b.id) < Big
 const HISTORY = 30;
 const acct = { orders: new Map(), fills: new Map(), positions: new Map() };
 
+// Rows and cells that did not change stay as they are (a position's row is patched each
+// time its mark moves: what the user points at or clicks is not replaced under them).
+const rowKey = (tr) => tr.dataset.orderId ?? tr.dataset.symbol ?? tr.dataset.asset ?? tr.className;
 function fill(id, rows, render, empty) {
   const body = document.querySelector(`#${id} tbody`);
-  body.innerHTML = rows.length ? rows.map(render).join("") : `<tr class="empty"><td colspan="9">${empty}</td></tr>`;
+  const next = document.createElement("tbody");
+  next.innerHTML = rows.length ? rows.map(render).join("") : `<tr class="empty"><td colspan="9">${empty}</td></tr>`;
+  const old = [...body.children], fresh = [...next.children];
+  fresh.forEach((tr, i) => {
+    const was = old[i];
+    if (!was) { body.append(tr); return; }
+    if (was.outerHTML === tr.outerHTML) return;
+    if (rowKey(was) !== rowKey(tr) || was.cells.length !== tr.cells.length) { was.replaceWith(tr); return; }
+    [...tr.cells].forEach((td, j) => {
+      const cell = was.cells[j];
+      if (cell.outerHTML === td.outerHTML) return;
+      cell.className = td.className;
+      cell.innerHTML = td.innerHTML;
+    });
+  });
+  old.slice(fresh.length).forEach((tr) => tr.remove());
 }
 function renderAccount() {
   const orders = [...acct.orders.values()].sort(byIdDesc);

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients.helpers import SOL, backpack
 from tests.clients.server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,41 +156,6 @@ def place(page, side: str, kind: str, quantity: str, price: str | None = None) -
     page.click("#submit-order")
 
 
-def test_1_sign_up_and_faucet(page):
-    page.goto("/signup/")
-    page.fill("#id_username", "browser-user")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_url("**/account/")
-    for symbol in ("USDC", "SOL"):
-        page.select_option("select[name=symbol] >> nth=0", symbol)
-        page.click("text=Get test funds")
-        page.wait_for_selector(f'#balances tr[data-asset="{symbol}"]')
-    assert balance_cell(page, "USDC", 1) > 0
-    assert balance_cell(page, "SOL", 1) > 0
-
-
-def test_2_limit_order_in_book_and_open_orders_then_cancel(page, browser):
-    page.goto("/trade/SOL_USDC/")
-    page.wait_for_selector("#bids tr[data-price]")
-    best_bid = Decimal(page.locator("#bids tr[data-price]").first.get_attribute("data-price"))
-    # Well below the market makers' levels (nothing sells into it), on the tick grid,
-    # with a last digit that no normalisation drops.
-    price = (best_bid * Decimal("0.99")).quantize(Decimal("0.1"), ROUND_DOWN) + Decimal("0.03")
-    place(page, "Bid", "Limit", "0.5", str(price))
-    page.wait_for_selector("#order-result:not([hidden])")
-    assert "New" in page.inner_text("#order-result")
-    page.wait_for_selector(f'#bids tr[data-price="{price}"]')  # in the live book
-    row = page.locator("#open-orders tbody tr[data-order-id]")
-    row.first.wait_for()
-    assert str(price) in row.first.inner_text()
-    shoot(browser, page, "trade", "/trade/SOL_USDC/")
-    page.locator("#open-orders button.cancel").first.click()
-    page.wait_for_selector("#open-orders tbody tr[data-order-id]", state="detached")
-    page.wait_for_selector(f'#bids tr[data-price="{price}"]', state="detached")
-
-
 def create_api_key(page) -> dict:
     """A key made on the account page: {"apiKey", "apiSecret"} as shown once."""
     page.goto("/account/")
@@ -236,15 +202,59 @@ def open_trade_page_live(page, symbol: str) -> None:
     page.wait_for_selector("#asks tr[data-price]")
 
 
-def test_2b_api_orders_appear_and_go_live_from_the_private_stream_without_polling(page):
-    from tests.clients.helpers import SOL, backpack
-
+@pytest.fixture(scope="module")
+def api(page):
+    """ccxt's backpack client with a key made on the account page: another channel than
+    the page's own."""
     credentials = create_api_key(page)
-    api = backpack(re.match(r"https?://[^/]+", page.url).group(0), credentials)
+    client = backpack(re.match(r"https?://[^/]+", page.url).group(0), credentials)
+    client.load_markets()
+    return client
+
+
+def bid_below_market(page, factor: str) -> Decimal:
+    """A bid price on the tick grid well below the live book's best bid (nothing sells
+    into it), with a last digit that no normalisation drops."""
+    best_bid = Decimal(page.locator("#bids tr[data-price]").first.get_attribute("data-price"))
+    return (best_bid * Decimal(factor)).quantize(Decimal("0.1"), ROUND_DOWN) + Decimal("0.07")
+
+
+def test_1_sign_up_and_faucet(page):
+    page.goto("/signup/")
+    page.fill("#id_username", "browser-user")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/account/")
+    for symbol in ("USDC", "SOL"):
+        page.select_option("select[name=symbol] >> nth=0", symbol)
+        page.click("text=Get test funds")
+        page.wait_for_selector(f'#balances tr[data-asset="{symbol}"]')
+    assert balance_cell(page, "USDC", 1) > 0
+    assert balance_cell(page, "SOL", 1) > 0
+
+
+def test_2_limit_order_in_book_and_open_orders_then_cancel(page, browser):
+    page.goto("/trade/SOL_USDC/")
+    page.wait_for_selector("#bids tr[data-price]")
+    price = bid_below_market(page, "0.99")
+    place(page, "Bid", "Limit", "0.5", str(price))
+    page.wait_for_selector("#order-result:not([hidden])")
+    assert "New" in page.inner_text("#order-result")
+    page.wait_for_selector(f'#bids tr[data-price="{price}"]')  # in the live book
+    row = page.locator("#open-orders tbody tr[data-order-id]")
+    row.first.wait_for()
+    assert str(price) in row.first.inner_text()
+    shoot(browser, page, "trade", "/trade/SOL_USDC/")
+    page.locator("#open-orders button.cancel").first.click()
+    page.wait_for_selector("#open-orders tbody tr[data-order-id]", state="detached")
+    page.wait_for_selector(f'#bids tr[data-price="{price}"]', state="detached")
+
+
+def test_2b_api_orders_appear_and_go_live_from_the_private_stream_without_polling(page, api):
     open_trade_page_live(page, "SOL_USDC")
     reads = state_reads(page, refuse=True)
-    best_bid = Decimal(page.locator("#bids tr[data-price]").first.get_attribute("data-price"))
-    price = (best_bid * Decimal("0.98")).quantize(Decimal("0.1"), ROUND_DOWN) + Decimal("0.07")
+    price = bid_below_market(page, "0.98")
     order = api.create_order(SOL, "limit", "buy", 0.3, float(price))
     row = page.locator(f'#open-orders tr[data-order-id="{order["id"]}"]')
     row.wait_for()
@@ -261,6 +271,29 @@ def test_2b_api_orders_appear_and_go_live_from_the_private_stream_without_pollin
     quiet_from = time.monotonic()
     page.wait_for_timeout(6500)
     assert len([t for t in reads if t >= quiet_from]) <= 1, reads
+
+
+def test_2c_after_a_reconnect_the_page_catches_up_and_is_live_again(page, api):
+    open_trade_page_live(page, "SOL_USDC")
+    subscribed = page.evaluate("window.accountFeed.subscriptions")
+    # The socket drops and comes back after 3 s; an order placed meanwhile is told to
+    # nobody: the snapshot read after the private streams are subscribed again shows it.
+    page.evaluate("window.pageStream.delay = 3000; window.pageStream.ws.close()")
+    page.wait_for_selector('[data-private-status="reconnecting"]')
+    missed = api.create_order(SOL, "limit", "buy", 0.2, float(bid_below_market(page, "0.97")))
+    wait_until(
+        lambda: page.evaluate("window.accountFeed.subscriptions") > subscribed,
+        20,
+        "the private streams subscribed again",
+    )
+    page.locator(f'#open-orders tr[data-order-id="{missed["id"]}"]').wait_for()
+    # Live again: with every snapshot read refused, the next order comes by the stream.
+    state_reads(page, refuse=True)
+    live = api.create_order(SOL, "limit", "buy", 0.2, float(bid_below_market(page, "0.96")))
+    page.locator(f'#open-orders tr[data-order-id="{live["id"]}"]').wait_for()
+    api.cancel_all_orders(SOL)
+    page.wait_for_selector("#open-orders tbody tr[data-order-id]", state="detached")
+    page.unroute("**/ui/api/state*")
 
 
 def test_3_market_buy_fills_and_changes_the_balance(page):
