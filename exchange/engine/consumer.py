@@ -91,7 +91,8 @@ class EngineConsumer(AsyncConsumer):
                 messages.append(self.pending.get_nowait())
                 size += len(messages[-1]["commands"])
             now = time.time()
-            live = [m for m in messages if m.get("deadline", now + 1) > now]
+            alive = [m.get("deadline", now + 1) > now for m in messages]
+            live = [m for m, ok in zip(messages, alive, strict=True) if ok]
             commands = [c for m in live for c in m["commands"]]
             try:
                 results = await sync_to_async(self._process, thread_sensitive=True)(commands)
@@ -100,21 +101,25 @@ class EngineConsumer(AsyncConsumer):
                 self.stale = True
                 results = [error("SERVER_ERROR", "The engine could not commit; nothing was done")]
                 results *= len(commands)
+            expired = error("TIMEOUT", "Expired before the engine reached it")
+            replies = []
             start = 0
-            for m in messages:
-                if m in live:
-                    answer = results[start : start + len(m["commands"])]
-                    start += len(m["commands"])
+            for m, ok in zip(messages, alive, strict=True):
+                size = len(m["commands"])
+                if ok:
+                    answer = results[start : start + size]
+                    start += size
                 else:
-                    answer = [error("TIMEOUT", "Expired before the engine reached it")] * len(
-                        m["commands"]
-                    )
-                try:
-                    await self.channel_layer.send(
-                        m["reply_to"], {"type": "engine.result", "results": answer}
-                    )
-                except Exception:  # noqa: BLE001 - the caller times out; keep serving
-                    log.exception("engine: could not answer %s", m["reply_to"])
+                    answer = [expired] * size
+                replies.append(self._reply(m["reply_to"], answer))
+            # Concurrently: one Redis round trip after another would add up over a batch.
+            await asyncio.gather(*replies)
+
+    async def _reply(self, channel: str, results: list[dict]) -> None:
+        try:
+            await self.channel_layer.send(channel, {"type": "engine.result", "results": results})
+        except Exception:  # noqa: BLE001 - the caller times out; keep serving
+            log.exception("engine: could not answer %s", channel)
 
 
 class ChannelEngineClient:
