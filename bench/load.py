@@ -11,9 +11,12 @@ of them again, while --ws websocket clients subscribe to depth and trades of the
     python bench/load.py --rate 100 --ws 1000              # fan-out goal: p99 lag < 100 ms
 
 Figures: orders/s = acknowledged placements per second of the run (cancels are counted
-apart); latency = HTTP round trip of a placement or cancel; websocket lag = receive time
-minus the event time "E" the engine worker stamps when it publishes. Needs PostgreSQL and
-Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
+apart); latency = from a request's scheduled time to its answer (the HTTP round trip plus
+any wait for a client connection); websocket lag = receive time minus the event time "E"
+the engine worker stamps when it publishes; cores_busy = CPU cores used per role (web,
+engine, celery, postgres, redis, the load clients, the whole machine, and "other": what
+else ran on the machine, e.g. other people's tests) during the load.
+Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
 """
 
 import argparse
@@ -47,7 +50,8 @@ for i in range({n}):
     user, _ = get_user_model().objects.get_or_create(username=f"bench{tag}-{{i}}")
     account = services.account_for_user(user)
     services.deposit(account, "USDC", Decimal("100000000"))
-    services.deposit(account, "SOL", Decimal("1000000"))
+    for asset in {bases}:
+        services.deposit(account, asset, Decimal("1000000"))
     key, secret = services.create_api_key(account, label="bench")
     out.append([key.public_key, secret])
 print("ACCOUNTS " + json.dumps(out))
@@ -96,8 +100,9 @@ def start_topology(args: argparse.Namespace, env: dict, port: int, log: Path) ->
     )
 
 
-def create_accounts(n: int, env: dict) -> list[tuple[str, str]]:
-    code = ACCOUNTS.format(n=n, tag=f"{os.getpid()}{int(time.time())}")
+def create_accounts(n: int, symbols: list[str], env: dict) -> list[tuple[str, str]]:
+    bases = sorted({s.split("_")[0] for s in symbols})
+    code = ACCOUNTS.format(n=n, tag=f"{os.getpid()}{int(time.time())}", bases=bases)
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
@@ -125,6 +130,49 @@ async def wait_up(base: str, seconds: float, topology: subprocess.Popen | None) 
                 pass
             await asyncio.sleep(0.5)
     raise SystemExit(f"the topology did not come up at {base} in {seconds} s")
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+ROLES = (  # (role, words of its command line), first match wins
+    ("web", ("uvicorn", "multiprocessing.spawn")),
+    ("engine", ("runworker",)),
+    ("celery", ("celery",)),
+    ("postgres", ("postgres",)),
+    ("redis", ("redis-server",)),
+    ("load", ("bench/load.py",)),
+)
+
+
+def cpu_by_role() -> dict:
+    """{pid: (role, CPU seconds used so far)} of the processes of each role on this machine
+    (other engineers' processes of the same kind included: a shared machine is noisy), and
+    the whole machine's busy seconds under the pid "machine"."""
+    out: dict = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        role = next((r for r, words in ROLES if any(w in cmdline for w in words)), None)
+        if role:
+            out[entry.name] = (role, (int(fields[11]) + int(fields[12])) / TICKS)
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    out["machine"] = ("machine", (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / TICKS)
+    return out
+
+
+def cores_busy(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Cores used per role between two `cpu_by_role` snapshots (processes that ended in
+    between are not counted)."""
+    used: dict[str, float] = {}
+    for pid, (role, total) in after.items():
+        used[role] = used.get(role, 0) + total - before.get(pid, (role, 0))[1]
+    busy = {role: round(value / seconds, 2) for role, value in used.items()}
+    busy["other"] = round(busy["machine"] - sum(v for r, v in busy.items() if r != "machine"), 2)
+    return busy
 
 
 class Stats:
@@ -160,7 +208,7 @@ async def signed(session, base, key, secret, method, path, instruction, params, 
         return None, (time.perf_counter() - start) * 1000
 
 
-async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: ANN001, ANN201
+async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # noqa: ANN001, ANN201
     rng = random.Random(seed)
     resting: list[str] = []
     inflight = asyncio.Semaphore(args.inflight)
@@ -179,7 +227,7 @@ async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: AN
                     offset = -offset // 10 or (-1 if side == "Ask" else 1)
                 price = 10000 + offset
                 params = {
-                    "symbol": args.symbol,
+                    "symbol": symbol,
                     "side": side,
                     "orderType": "Limit",
                     "price": f"{price // 100}.{price % 100:02d}",
@@ -198,7 +246,7 @@ async def trader(args, base, key, secret, rate, until, stats, seed):  # noqa: AN
 
         async def cancel(order_id: str, due: float) -> None:
             async with inflight:
-                params = {"orderId": order_id, "symbol": args.symbol}
+                params = {"orderId": order_id, "symbol": symbol}
                 body, ms = await signed(
                     session, base, key, secret, "DELETE", "/api/v1/order", "orderCancel", params,
                     stats, due,
@@ -269,22 +317,34 @@ async def run(args: argparse.Namespace, base: str, keys: list[tuple[str, str]]) 
     for i in range(args.ws):  # connect in waves so daphne is not flooded at once
         watchers.append(
             asyncio.ensure_future(
-                watcher(ws_url, args.symbol, ws_until, stats, i % args.ws_sample == 0)
+                watcher(ws_url, args.symbols[0], ws_until, stats, i % args.ws_sample == 0)
             )
         )
         if i % 50 == 49:
             await asyncio.sleep(0.2)
     await asyncio.sleep(args.ws_warmup if args.ws else 0)
+    cpu_before = cpu_by_role()
     start = time.monotonic()
     until = start + args.duration
     per_client = args.rate / len(keys)
     await asyncio.gather(
         *(
-            trader(args, base, key, secret, per_client, until, stats, n)
+            trader(
+                args,
+                base,
+                key,
+                secret,
+                args.symbols[n % len(args.symbols)],
+                per_client,
+                until,
+                stats,
+                n,
+            )  # fmt: skip
             for n, (key, secret) in enumerate(keys)
         )
     )
     stats.elapsed = time.monotonic() - start
+    stats.cpu = cores_busy(cpu_before, cpu_by_role(), stats.elapsed)
     await asyncio.gather(*watchers, return_exceptions=True)
     return stats
 
@@ -302,7 +362,11 @@ def main() -> None:
     p.add_argument("--cancel", type=float, default=0.5, help="share of steps that cancel")
     p.add_argument("--cross", type=float, default=0.1, help="share of orders that trade")
     p.add_argument("--keep", type=int, default=20, help="resting orders a client keeps")
-    p.add_argument("--symbol", default="SOL_USDC")
+    p.add_argument(
+        "--symbols",
+        default="SOL_USDC",
+        help="markets with tick 0.01 (clients take them in turn; sockets watch the first)",
+    )
     p.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes")
     p.add_argument("--shards", default="", help='ENGINE_SHARDS, e.g. "engine-sol=SOL_USDC"')
     p.add_argument(
@@ -311,6 +375,7 @@ def main() -> None:
     )
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = p.parse_args()
+    args.symbols = [x.strip() for x in args.symbols.split(",") if x.strip()]
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the clients' CPU share is ours
     assert args.duration <= 600 and args.ws <= 5000 and args.rate <= 20000, "bounded runs only"
 
@@ -336,7 +401,7 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             topology = start_topology(args, env, port, log)
             asyncio.run(wait_up(base, 120, topology))
-        keys = create_accounts(args.clients, env)
+        keys = create_accounts(args.clients, args.symbols, env)
         stats = asyncio.run(run(args, base, keys))
     finally:
         if topology is not None and topology.poll() is None:
@@ -352,6 +417,8 @@ def main() -> None:
                 "target_orders_per_s": args.rate,
                 "orders_per_s": round(stats.placed / stats.elapsed, 1),
                 "cancels_per_s": round(stats.cancelled / stats.elapsed, 1),
+                # Acknowledged placements and cancels together, per second.
+                "acked_per_s": round((stats.placed + stats.cancelled) / stats.elapsed, 1),
                 "orders": stats.placed,
                 "cancels": stats.cancelled,
                 "latency_ms": {
@@ -375,6 +442,8 @@ def main() -> None:
                 "web_workers": args.web_workers,
                 "shards": args.shards or None,
                 "duration_s": round(stats.elapsed, 1),
+                # Cores busy per role during the load (2 = the whole machine here).
+                "cores_busy": stats.cpu,
             }
         )
     )
