@@ -93,7 +93,6 @@ from trading.engine.reduce_only import ReduceOnlyMixin
 from trading.engine.triggers import TriggerStore
 from trading.engine.views import Depth, OrderView
 
-_new_order = object.__new__
 BIG = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
 _NO_BOUND = 1 << 128  # band bound when there is no band
 
@@ -170,7 +169,8 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             or (stp is not _REJECT_TAKER and stp is not _ALLOW and stp not in _STPS)
             or cmd.trigger_by is not _LAST_PRICE
             or cmd.trigger_price is not None
-            or (cmd.stop_loss or cmd.take_profit) is not None
+            or cmd.stop_loss
+            or cmd.take_profit
             or cmd.post_only
             or cmd.reduce_only
             or self._state is not _OPEN
@@ -202,7 +202,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         accepted.command = cmd
         accepted.quantity = qty
         events: list[Event] = [accepted]
-        order = _new_order(Order)  # Order.__init__, inlined with the values at hand
+        order = Order()  # slots set here, with the values at hand
         order.id = oid
         order.account = account
         order.is_bid = is_bid
@@ -299,10 +299,11 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self, account: int, order_id: int | None = None, client_id: int | None = None
     ) -> list[Event]:
         """Cancel one open order (resting or trigger) by id or by clientId."""
-        order = self._orders.get(order_id)
-        if order is not None and order.account == account and client_id is None:
+        order = self._orders.pop(order_id, None)
+        if order is not None and (order.account != account or client_id is not None):
+            self._orders[order_id] = order  # not for the fast path: put back
+        elif order is not None:
             # fast path: a resting order by id (the inlined _cancel_resting)
-            del self._orders[order_id]
             order.live = False
             level = order.level
             level.total -= order.remaining
@@ -543,7 +544,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             return
         if quantity is None:
             quantity = cmd.quantity
-        self._execute(Order(cmd, quantity, cmd.price, cmd.reduce_only), events)
+        self._execute(Order.new(cmd, quantity, cmd.price, cmd.reduce_only), events)
 
     def _check(self, cmd: PlaceOrder, triggered: bool) -> RejectReason | None:
         if (

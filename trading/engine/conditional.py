@@ -50,7 +50,7 @@ class ConditionalMixin:
         reference = self._reference(cmd.trigger_by)
         assert reference is not None and cmd.trigger_price is not None  # _check
         direction = TriggerDirection.UP if cmd.trigger_price >= reference else TriggerDirection.DOWN
-        order = TriggerOrder(cmd, cmd.quantity, direction)
+        order = TriggerOrder.new_trigger(cmd, cmd.quantity, direction)
         self._store_trigger(order)
         self._trigger_placed(order, events)
 
@@ -187,6 +187,6 @@ class ConditionalMixin:
                 trigger_by=spec.trigger_by,
                 created_at=cmd.created_at,
             )
-            child = TriggerOrder(child_cmd, lots, direction, parent.id, sibling_id)
+            child = TriggerOrder.new_trigger(child_cmd, lots, direction, parent.id, sibling_id)
             self._store_trigger(child)
             self._trigger_placed(child, events)

@@ -10,8 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING, Self
 
 from trading.engine.ticks import Scale, ratio
+
+if TYPE_CHECKING:
+    from trading.engine.levels import Level
 
 
 class Side(StrEnum):
@@ -196,9 +200,12 @@ class Order:
     left the book (price levels delete lazily); ``level`` is set while it
     rests. ``special`` marks what the plain matching loop hands over to the
     general one: a reduce-only order or one with an attached stop-loss /
-    take-profit. ``spawned`` (set only on
-    orders with an attached stop-loss / take-profit) records which children
-    were created: bit 1 stop-loss, bit 2 take-profit.
+    take-profit. ``spawned`` (set only on orders with an attached stop-loss /
+    take-profit) records which children were created: bit 1 stop-loss, bit 2
+    take-profit.
+
+    There is no ``__init__``: ``Order()`` runs no Python code and the book's
+    fast path sets the slots itself; :meth:`new` fills them from a command.
     """
 
     __slots__ = (
@@ -219,26 +226,45 @@ class Order:
         "spawned",
     )
 
-    def __init__(
-        self,
+    id: int
+    account: int
+    is_bid: bool
+    price: int | None
+    quantity: int | None  # None: market order by quote quantity
+    remaining: int
+    executed: int
+    executed_quote: int
+    client_id: int | None
+    reduce_only: bool
+    live: bool
+    cmd: PlaceOrder
+    special: bool
+    level: Level
+    spawned: int
+
+    @classmethod
+    def new(
+        cls,
         cmd: PlaceOrder,
         quantity: int | None,
         price: int | None,
         reduce_only: bool,
-    ) -> None:
-        self.id = cmd.order_id
-        self.account = cmd.account
-        self.is_bid = cmd.side == Side.BID
-        self.price = price
-        self.quantity = quantity  # None: market order by quote quantity
-        self.remaining: int = quantity if quantity is not None else 0
-        self.executed = 0
-        self.executed_quote = 0
-        self.client_id = cmd.client_id
-        self.reduce_only = reduce_only
-        self.live = True
-        self.cmd = cmd
-        self.special = reduce_only or cmd.stop_loss is not None or cmd.take_profit is not None
+    ) -> Self:
+        order = cls()
+        order.id = cmd.order_id
+        order.account = cmd.account
+        order.is_bid = cmd.side == Side.BID
+        order.price = price
+        order.quantity = quantity
+        order.remaining = quantity if quantity is not None else 0
+        order.executed = 0
+        order.executed_quote = 0
+        order.client_id = cmd.client_id
+        order.reduce_only = reduce_only
+        order.live = True
+        order.cmd = cmd
+        order.special = reduce_only or cmd.stop_loss is not None or cmd.take_profit is not None
+        return order
 
     @property
     def side(self) -> Side:
@@ -262,16 +288,23 @@ class TriggerOrder(Order):
 
     __slots__ = ("direction", "parent_id", "sibling_id", "arrival")
 
-    def __init__(
-        self,
+    direction: TriggerDirection
+    parent_id: int | None
+    sibling_id: int | None
+    arrival: int
+
+    @classmethod
+    def new_trigger(
+        cls,
         cmd: PlaceOrder,
         quantity: int | None,
         direction: TriggerDirection,
         parent_id: int | None = None,
         sibling_id: int | None = None,
-    ) -> None:
-        super().__init__(cmd, quantity, cmd.price, cmd.reduce_only)
-        self.direction = direction
-        self.parent_id = parent_id
-        self.sibling_id = sibling_id
-        self.arrival = 0
+    ) -> Self:
+        order = cls.new(cmd, quantity, cmd.price, cmd.reduce_only)
+        order.direction = direction
+        order.parent_id = parent_id
+        order.sibling_id = sibling_id
+        order.arrival = 0
+        return order

@@ -57,14 +57,14 @@ def fill_state(order: Order, view: OrderView) -> None:
 
 
 def order_from_view(view: OrderView) -> Order:
-    order = Order(command_from_view(view), view.quantity, view.price, view.reduce_only)
+    order = Order.new(command_from_view(view), view.quantity, view.price, view.reduce_only)
     fill_state(order, view)
     return order
 
 
 def trigger_from_view(view: OrderView) -> TriggerOrder:
     assert view.trigger_direction is not None
-    order = TriggerOrder(
+    order = TriggerOrder.new_trigger(
         command_from_view(view),
         view.quantity,
         TriggerDirection(view.trigger_direction),
