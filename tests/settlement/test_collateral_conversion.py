@@ -40,7 +40,9 @@ def pnl_pool_matches_positions() -> None:
     assert pool == -sum((p.net_cost for p in Position.objects.all()), D(0))
 
 
-def test_without_auto_borrow_settlements_the_fee_is_paid_by_selling_sol_on_the_book():
+def test_without_auto_borrow_settlements_the_fee_is_paid_by_selling_sol_on_the_book(
+    admin_client,
+):
     trader = user_account("trader", SOL="10")
     ledger.update_settings(trader, autoBorrowSettlements=False)
     bidder = user_account("bidder", USDC="10000")
@@ -66,6 +68,8 @@ def test_without_auto_borrow_settlements_the_fee_is_paid_by_selling_sol_on_the_b
         "CollateralConversion",
     )
     assert str(conversion.order_id) == fill["orderId"]
+    page = admin_client.get("/admin/settlement/collateralconversion/")
+    assert page.status_code == 200 and list(page.context["cl"].result_list) == [conversion]
     pnl_pool_matches_positions()
     assert_ledger_clean()
 
