@@ -340,10 +340,14 @@ def test_5_auto_lend_shows_the_lent_amount(page, browser):
     shoot(browser, page, "markets", "/markets/")
 
 
-def full_value(cell) -> Decimal:  # noqa: ANN001
-    """A table cell's number as the page has it (a cut value carries it in its title)."""
-    span = cell.locator("span[title]")
-    return Decimal(span.get_attribute("title") if span.count() else cell.inner_text())
+def shown_mark_and_pnl(row) -> tuple[Decimal, Decimal]:  # noqa: ANN001
+    """A position row's mark and PnL as the page has them (a cut value carries its full
+    text in its title), read at one instant."""
+    mark, pnl = row.evaluate(
+        "tr => ['.mark', '.pnl'].map((c) => { const td = tr.querySelector(c);"
+        " return td.querySelector('span[title]')?.title ?? td.textContent; })"
+    )
+    return Decimal(mark), Decimal(pnl)
 
 
 def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
@@ -361,15 +365,18 @@ def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
     row.wait_for()
     # From here on every /ui/api/state read fails: what moves comes from the stream.
     state_reads(page, refuse=True)
-    first = row.locator(".pnl").inner_text()
-    wait_until(lambda: row.locator(".pnl").inner_text() != first, 40, "the PnL to move")
-    updates = [
-        f["data"]
-        for f in frames
-        if f["stream"] == "account.positionUpdate" and f["data"]["s"] == "SOL_USDC_PERP"
-    ]
-    shown = (full_value(row.locator(".mark")), full_value(row.locator(".pnl")))
-    assert shown in {(u["M"], Decimal(u["P"])) for u in updates}, (shown, updates[-3:])
+    first = shown_mark_and_pnl(row)
+
+    def moved_by_an_update() -> bool:
+        shown = shown_mark_and_pnl(row)
+        told = {
+            (f["data"]["M"], Decimal(f["data"]["P"]))
+            for f in frames
+            if f["stream"] == "account.positionUpdate" and f["data"]["s"] == "SOL_USDC_PERP"
+        }
+        return shown[1] != first[1] and shown in told
+
+    wait_until(moved_by_an_update, 40, "the PnL to move to a positionUpdate's mark and PnL")
     assert Decimal(row.locator("td").nth(1).inner_text()) == Decimal(2)
     page.unroute("**/ui/api/state*")
     shoot(browser, page, "trade-perp", "/trade/SOL_USDC_PERP/")
