@@ -132,3 +132,17 @@ def test_losses_realized_later_convert_collateral_too():
     assert sold > D("0.6")  # about 100 USDC of SOL at 149
     pnl_pool_matches_positions()
     assert_ledger_clean()
+
+
+def test_with_auto_borrow_settlements_on_collateral_is_sold_when_the_pool_cannot_lend():
+    trader = user_account("trader", SOL="10")  # autoBorrowSettlements on (the default)
+    assert lending.borrow_room("USDC") == 0  # nobody lends USDC
+    bidder = user_account("bidder", USDC="10000")
+    limit_order(bidder, "SOL_USDC", "Bid", "149", "5")
+
+    open_long(trader)
+
+    assert CollateralConversion.objects.filter(account=trader, via="Book").count() == 1
+    assert balance(trader, "USDC") >= 0
+    assert lending.position(trader, "USDC") == 0
+    assert_ledger_clean()
