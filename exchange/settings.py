@@ -208,6 +208,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Exchange API (Backpack-compatible)",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Response bodies and refusals of the operations (the views have no serializers).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "exchange.schema.describe",
+    ],
 }
 # Requests bodies above this size are refused (Backpack's own limit is of this order).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

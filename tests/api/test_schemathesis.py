@@ -1,11 +1,13 @@
 """schemathesis against our own OpenAPI schema (`/api/schema/`, drf-spectacular) and, for
 the public market-data paths, against Backpack's contract, in-process over WSGI.
 
-Checks: no 5xx; every non-2xx answer in Backpack's error shape; 2xx answers valid against
-the contract's response schemas where the contract has them. Our own schema documents no
-parameters, bodies or response schemas (the views have no serializers), so against it
-schemathesis can only call each operation bare (signed ones signed); the contract supplies
-the parameters and the response schemas for the public paths.
+Checks: no 5xx; every non-2xx answer in Backpack's error shape; every answer's status and
+body within our schema (exchange/schema.py writes the refusals of every operation and the
+exact 200 bodies of the trading paths into it); 2xx answers valid against the contract's
+response schemas where the contract has them. Our schema documents no parameters or
+request bodies (the views read them with accounts/api/params.py), so against it
+schemathesis calls each operation bare (signed ones signed); the contract supplies the
+parameters for the public paths.
 """
 
 import itertools
@@ -17,7 +19,10 @@ from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from accounts import signing
 from tests.api.helpers import Api
@@ -104,11 +109,16 @@ def _signed_headers(case) -> dict:  # noqa: ANN001
 @BOUNDED
 def test_our_schema(case):
     """Each operation of our schema, bare and (for signed paths) signed: no 5xx, errors in
-    Backpack's shape. Undocumented 4xx statuses are not flagged: no operation documents
-    any (see the module docstring)."""
+    Backpack's shape, no status and no body outside the schema."""
+    checks = [
+        no_server_error,
+        backpack_error_shape,
+        status_code_conformance,
+        response_schema_conformance,
+    ]
     for headers in ({}, _signed_headers(case)):
         response = case.call(headers=headers)
-        case.validate_response(response, checks=[no_server_error, backpack_error_shape])
+        case.validate_response(response, checks=checks)
 
 
 def _contract():  # noqa: ANN202

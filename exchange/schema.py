@@ -1,0 +1,262 @@
+"""What our OpenAPI schema (`/api/schema/`, drf-spectacular) says the API answers.
+
+The views write Backpack's JSON shapes with plain functions (trading/api/serializers.py
+and the like), not DRF serializers, so drf-spectacular sees no bodies. This postprocessing
+hook (SPECTACULAR_SETTINGS) writes them into the generated schema:
+
+* every operation's refusals: Backpack's error shape `{"code", "message"}` for any 4xx, 429
+  (rate limits), 503 (engine or Redis unavailable), and 501 for the paths this exchange
+  does not offer (tests/api/test_not_implemented.py);
+* the 200 bodies of the trading paths (markets, assets, tickers, depth, trades, klines,
+  orders, fills), strictly: no key outside the shape (`additionalProperties: false`),
+  decimals as decimal strings, optionals absent rather than null (the views drop nulls);
+* DELETE /api/v1/order(s) answer 200 with the cancelled order(s), not 204;
+* /api/v1/ping and /api/v1/time answer text/plain.
+
+tests/api/test_schemathesis.py checks every answer against it.
+"""
+
+DEC = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}
+STR = {"type": "string"}
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+SIDE = {"type": "string", "enum": ["Bid", "Ask"]}
+
+
+def obj(required: dict, optional: dict | None = None) -> dict:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": False,
+    }
+
+
+def array(items: dict) -> dict:
+    return {"type": "array", "items": items}
+
+
+def decimals(*names: str) -> dict:
+    return dict.fromkeys(names, DEC)
+
+
+ERROR = obj({"code": STR, "message": STR})
+SQRT = obj({"type": {"type": "string", "enum": ["sqrt"]}, "base": DEC, "factor": DEC})
+MARKET = obj(
+    {
+        "symbol": STR,
+        "baseSymbol": STR,
+        "quoteSymbol": STR,
+        "marketType": STR,
+        "filters": obj(
+            {
+                "price": obj(
+                    decimals(
+                        "minPrice",
+                        "tickSize",
+                        "minMultiplier",
+                        "maxMultiplier",
+                        "minImpactMultiplier",
+                        "maxImpactMultiplier",
+                    ),
+                    decimals("maxPrice"),
+                ),
+                "quantity": obj(decimals("minQuantity", "stepSize"), decimals("maxQuantity")),
+            }
+        ),
+        "orderBookState": STR,
+        "createdAt": STR,
+        "visible": BOOL,
+    },
+    {
+        "imfFunction": SQRT,
+        "mmfFunction": SQRT,
+        "fundingInterval": INT,
+        **decimals("fundingRateUpperBound", "fundingRateLowerBound", "openInterestLimit"),
+    },
+)
+TOKEN = obj(
+    {
+        "displayName": STR,
+        "blockchain": STR,
+        "depositEnabled": BOOL,
+        "withdrawEnabled": BOOL,
+        **decimals("minimumDeposit", "minimumWithdrawal", "withdrawalFee"),
+    },
+    {"contractAddress": STR, "maximumWithdrawal": DEC},
+)
+ASSET = obj({"symbol": STR, "displayName": STR, "tokens": array(TOKEN)}, {"coingeckoId": STR})
+HAIRCUT_KIND = {
+    "oneOf": [
+        obj({"type": {"type": "string", "enum": ["identity"]}}),
+        obj(
+            {
+                "type": {"type": "string", "enum": ["inverseSqrt"]},
+                **decimals("base", "positiveCurvePenalty"),
+            }
+        ),
+    ]
+}
+COLLATERAL = obj(
+    {
+        "symbol": STR,
+        "imfFunction": SQRT,
+        "mmfFunction": SQRT,
+        "haircutFunction": obj({"weight": DEC, "kind": HAIRCUT_KIND}),
+    }
+)
+TICKER = obj(
+    {
+        "symbol": STR,
+        "trades": STR,
+        **decimals(
+            "firstPrice",
+            "lastPrice",
+            "priceChange",
+            "priceChangePercent",
+            "high",
+            "low",
+            "volume",
+            "quoteVolume",
+        ),
+    }
+)
+DEPTH = obj(
+    {
+        "bids": array(array(DEC)),
+        "asks": array(array(DEC)),
+        "lastUpdateId": STR,
+        "timestamp": INT,
+    }
+)
+PUBLIC_TRADE = obj(
+    {
+        "id": INT,
+        "timestamp": INT,
+        "isBuyerMaker": BOOL,
+        **decimals("price", "quantity", "quoteQuantity"),
+    }
+)
+KLINE = obj(
+    {"start": STR, "end": STR, **decimals("open", "high", "low", "close")},
+    {"trades": STR, **decimals("volume", "quoteVolume")},
+)
+
+
+def order(created_at: dict) -> dict:
+    """Backpack's order (OrderType; the history's Order has createdAt as date-time text)."""
+    return obj(
+        {
+            "orderType": {"type": "string", "enum": ["Limit", "Market"]},
+            "id": STR,
+            "symbol": STR,
+            "side": SIDE,
+            "timeInForce": STR,
+            "selfTradePrevention": STR,
+            "reduceOnly": BOOL,
+            "status": STR,
+            "createdAt": created_at,
+            **decimals("executedQuantity", "executedQuoteQuantity"),
+        },
+        {
+            "clientId": INT,
+            "triggerBy": STR,
+            "relatedOrderId": STR,
+            "postOnly": BOOL,
+            "expiryReason": STR,
+            "systemOrderType": STR,
+            **decimals("quantity", "triggerPrice", "price", "quoteQuantity"),
+        },
+    )
+
+
+ORDER = order(INT)
+HISTORY_ORDER = order(STR)
+FILL = obj(
+    {
+        "tradeId": INT,
+        "orderId": STR,
+        "symbol": STR,
+        "side": SIDE,
+        "feeSymbol": STR,
+        "isMaker": BOOL,
+        "timestamp": STR,
+        **decimals("price", "quantity", "fee"),
+    },
+    {"clientId": STR, "systemOrderType": STR},
+)
+
+
+def _operation(shape: dict, outcome: str) -> dict:
+    """A batch item: the shape with its `operation` ("Ok" or "Err")."""
+    tagged = {**shape, "properties": dict(shape["properties"])}
+    tagged["properties"]["operation"] = {"type": "string", "enum": [outcome]}
+    tagged["required"] = sorted([*shape["required"], "operation"])
+    return tagged
+
+
+BATCH_OK = _operation(ORDER, "Ok")
+BATCH_ERR = _operation(ERROR, "Err")
+
+# (method, path) -> the 200 body.
+BODIES = {
+    ("get", "/api/v1/status"): obj({"status": STR}),
+    ("get", "/api/v1/assets"): array(ASSET),
+    ("get", "/api/v1/collateral"): array(COLLATERAL),
+    ("get", "/api/v1/markets"): array(MARKET),
+    ("get", "/api/v1/market"): MARKET,
+    ("get", "/api/v1/ticker"): TICKER,
+    ("get", "/api/v1/tickers"): array(TICKER),
+    ("get", "/api/v1/depth"): DEPTH,
+    ("get", "/api/v1/trades"): array(PUBLIC_TRADE),
+    ("get", "/api/v1/trades/history"): array(PUBLIC_TRADE),
+    ("get", "/api/v1/klines"): array(KLINE),
+    ("get", "/api/v1/order"): ORDER,
+    ("post", "/api/v1/order"): ORDER,
+    ("delete", "/api/v1/order"): ORDER,
+    ("get", "/api/v1/orders"): array(ORDER),
+    # A batch answers each order, or the error that refused it, in the request's order.
+    ("post", "/api/v1/orders"): array({"oneOf": [BATCH_OK, BATCH_ERR]}),
+    ("delete", "/api/v1/orders"): array(ORDER),
+    ("get", "/wapi/v1/history/orders"): array(HISTORY_ORDER),
+    ("get", "/wapi/v1/history/fills"): array(FILL),
+}
+TEXT = {
+    ("get", "/api/v1/ping"): {"type": "string", "enum": ["pong"]},
+    ("get", "/api/v1/time"): {"type": "string", "pattern": r"^\d+$"},
+}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return {"description": description, **_json({"$ref": "#/components/schemas/Error"})}
+
+
+def describe(result: dict, generator, request, public: bool) -> dict:  # noqa: ANN001, ARG001
+    """drf-spectacular postprocessing hook: the bodies above written into the schema."""
+    offered_not = {
+        (method.lower(), path)
+        for path, _, method, view in generator._get_paths_and_endpoints()  # noqa: SLF001
+        if type(view).__name__ == "NotImplementedView"  # trading/api/views.not_implemented
+    }
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            key = (method, path)
+            responses = operation["responses"]
+            if key in offered_not:
+                responses = operation["responses"] = {}
+                responses["501"] = _error("NOT_IMPLEMENTED: not offered here")
+            elif key in BODIES:
+                responses.pop("204", None)
+                responses["200"] = {"description": "OK", **_json(BODIES[key])}
+            elif key in TEXT:
+                text = {"text/plain": {"schema": TEXT[key]}}
+                responses["200"] = {"description": "OK", "content": text}
+            responses["4XX"] = _error("Refused: Backpack's error shape, nothing changed")
+            responses["429"] = _error("TOO_MANY_REQUESTS: a rate limit (Retry-After)")
+            responses["503"] = _error("SERVER_ERROR or TIMEOUT: engine or Redis unavailable")
+    return result

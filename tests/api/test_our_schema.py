@@ -1,0 +1,55 @@
+"""Our own schema (/api/schema/, exchange/schema.py) against real answers: every trading
+path's 200 body, called as in test_contract.py, is valid under the body our schema
+documents (strictly: no key outside it), and a shape outside it is refused."""
+
+from functools import cache
+
+import pytest
+from django.test import Client
+
+from exchange.schema import BODIES
+from tests.api.test_contract import CALLS, Scene
+
+pytestmark = pytest.mark.django_db
+
+
+@cache
+def _schema() -> dict:
+    response = Client().get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return response.json()
+
+
+def body_schema(method: str, path: str) -> dict:
+    operation = _schema()["paths"][path][method.lower()]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    return {**schema, "components": _schema()["components"]}
+
+
+def errors(method: str, path: str, body: object) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(body_schema(method, path))
+    return [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(body)]
+
+
+@pytest.mark.parametrize("method, path, call", CALLS, ids=[f"{m} {p}" for m, p, _ in CALLS])
+def test_real_answers_are_within_our_schema(client: Client, method: str, path: str, call):
+    if (method.lower(), path) not in BODIES:
+        pytest.skip(f"{method} {path}: our schema documents no body for it")
+    response = call(Scene(), client)
+    assert response.status_code == 200, response.content
+    assert not errors(method, path, response.json())
+
+
+def test_every_documented_body_is_checked_against_a_real_answer():
+    called = {(m.lower(), p) for m, p, _ in CALLS} | {("get", "/api/v1/status")}
+    assert set(BODIES) <= called
+    assert not errors("GET", "/api/v1/status", Client().get("/api/v1/status").json())
+
+
+def test_a_shape_outside_our_schema_is_refused():
+    assert errors("GET", "/api/v1/status", {"status": "Ok", "extra": 1})
+    assert errors("GET", "/api/v1/ticker", {"symbol": "SOL_USDC", "lastPrice": 1.5})
+    refused = _schema()["paths"]["/api/v1/rfq"]["post"]["responses"]
+    assert "501" in refused and "200" not in refused
