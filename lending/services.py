@@ -80,10 +80,16 @@ def _pool(symbol: str) -> Pool:
 
 
 def _throttle(
-    pool: Pool, borrowed: Decimal, lent: Decimal, new_borrowed: Decimal, new_lent: Decimal
+    pool: Pool,
+    borrowed: Decimal,
+    lent: Decimal,
+    new_borrowed: Decimal,
+    new_lent: Decimal,
+    liquidation: bool = False,
 ) -> None:
     """Refuse a borrow or redemption that raises utilization past the pool's throttle or
-    maxUtilization; record the budget it uses this hour."""
+    maxUtilization (a liquidation's may go up to 100%: what is lent and not borrowed);
+    record the budget it uses this hour."""
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
     used = pool.throttle_used if pool.throttle_hour == hour else Decimal(0)
     if new_lent <= 0:
@@ -95,6 +101,7 @@ def _throttle(
         rates.utilization(new_borrowed, new_lent),
         params(pool),
         budget_used=used,
+        is_liquidation=liquidation,
     )
     if new_borrowed > new_lent or not check.allowed:
         raise ExchangeError(
@@ -118,12 +125,18 @@ def margin_check(account: Account, symbol: str, borrow: Decimal) -> None:
 
 @transaction.atomic
 def execute(
-    account: Account, symbol: str, side: str, quantity: Decimal, source: str = "Manual"
+    account: Account,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    source: str = "Manual",
+    liquidation: bool = False,
 ) -> Movement:
     """Backpack's POST /borrowLend for one account: Lend repays a borrow, else lends;
-    Borrow redeems a lend, else borrows. Refusals: INSUFFICIENT_FUNDS, LEND_LIMIT,
-    LEND_REQUIRES_BORROW_REPAY, BORROW_REQUIRES_LEND_REDEEM, BORROW_LIMIT,
-    INSUFFICIENT_SUPPLY, INSUFFICIENT_MARGIN; nothing changes when refused."""
+    Borrow redeems a lend, else borrows (a liquidation's redemption is not throttled).
+    Refusals: INSUFFICIENT_FUNDS, LEND_LIMIT, LEND_REQUIRES_BORROW_REPAY,
+    BORROW_REQUIRES_LEND_REDEEM, BORROW_LIMIT, INSUFFICIENT_SUPPLY, INSUFFICIENT_MARGIN;
+    nothing changes when refused."""
     if side not in SIDES:
         raise ExchangeError("INVALID_CLIENT_REQUEST", "side must be Borrow or Lend")
     ledger.check_precision(symbol, quantity)
@@ -159,7 +172,7 @@ def execute(
             )
         if current > 0:
             event = Movement.Event.LEND_REDEEM
-            _throttle(pool, borrowed, lent, borrowed, lent - quantity)
+            _throttle(pool, borrowed, lent, borrowed, lent - quantity, liquidation)
         else:
             if pool.state != Pool.State.OPEN:
                 raise ExchangeError("BORROW_LIMIT", f"The {symbol} market takes no new borrows")
@@ -475,15 +488,19 @@ def reconcile_all() -> int:
         return reconcile(list(ids))
 
 
-def redeem_for_order(account: Account, symbol: str, quantity: Decimal) -> Decimal:
-    """Redeem up to `quantity` of the account's lend so an order can use it (autoLendRedeem);
-    returns what was redeemed (the pool's throttle may allow less, or nothing)."""
+def redeem_for_order(
+    account: Account, symbol: str, quantity: Decimal, liquidation: bool = False
+) -> Decimal:
+    """Redeem up to `quantity` of the account's lend so an order can use it (autoLendRedeem;
+    the liquidator's orders past the throttle, source Liquidation); returns what was
+    redeemed (the pool's throttle may allow less, or nothing)."""
     lent = position(account, symbol)
     quantity = min(quantity, max(lent, Decimal(0)))
     if quantity <= 0:
         return Decimal(0)
+    source = "Liquidation" if liquidation else "AutoLend"
     try:
-        execute(account, symbol, "Borrow", quantity, source="AutoLend")
+        execute(account, symbol, "Borrow", quantity, source=source, liquidation=liquidation)
     except ExchangeError:
         return Decimal(0)
     return quantity

@@ -187,6 +187,7 @@ def _buy_back(  # noqa: PLR0913
         )
     if quantity < mb.market.min_quantity or quantity <= 0:
         return False
+    conversion.redeemed(batch, account, USDC, quantity * limit, Decimal("1e-6"), True)
     order = conversion.place_ioc(
         core, batch, account, mb, "Bid", limit, quantity, BOOK, autoLendRedeem=True
     )
@@ -228,7 +229,7 @@ def _backstop(core, batch, account: Account, assets: list[str], bankrupt: dict) 
         tick, step_size = mb.market.tick_size, mb.market.step_size
         price = (price / tick).to_integral_value(ROUND_CEILING) * tick
         wanted = conversion.spendable(batch, account, asset)
-        held = conversion.redeemed(batch, account, asset, wanted, step_size)
+        held = conversion.redeemed(batch, account, asset, wanted, step_size, True)
         affordable = (fund_usdc / price / step_size).to_integral_value(ROUND_FLOOR) * step_size
         quantity = min(held, affordable)
         if quantity <= 0:

@@ -166,6 +166,8 @@ def _sell_on_book(  # noqa: PLR0913
     )
     if quantity < mb.market.min_quantity or quantity <= 0:
         return None, ZERO
+    if kind != KIND:  # the liquidator redeems the lend whatever the pool's throttle
+        quantity = min(quantity, redeemed(batch, account, mb.market.base_id, quantity, step, True))
     before = batch.view[(account.pk, USDC)][0]
     order = place_ioc(core, batch, account, mb, "Ask", limit, quantity, kind, autoLendRedeem=True)
     if order is None:
@@ -296,12 +298,19 @@ def sell_to_fund(  # noqa: PLR0913
     )
 
 
-def redeemed(batch, account: Account, asset: str, wanted: Decimal, step: Decimal) -> Decimal:  # noqa: ANN001
-    """Make up to `wanted` of the asset available (redeeming the lend); returns what is
-    available now, in whole steps."""
+def redeemed(  # noqa: PLR0913
+    batch,  # noqa: ANN001
+    account: Account,
+    asset: str,
+    wanted: Decimal,
+    step: Decimal,
+    liquidation: bool = False,
+) -> Decimal:
+    """Make up to `wanted` of the asset available (redeeming the lend; for the liquidator
+    past the pool's throttle); returns what is available now, in whole steps."""
     short = wanted - batch.available(account.pk, asset)
     if short > 0:
-        redeemed = lending.redeem_for_order(account, asset, short)
+        redeemed = lending.redeem_for_order(account, asset, short, liquidation)
         if redeemed:
             batch.change(account.pk, asset, amount=redeemed)
             batch.change(batch.books[account.pk], asset, amount=-redeemed)

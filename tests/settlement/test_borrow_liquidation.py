@@ -164,3 +164,34 @@ def test_an_account_with_nothing_left_but_a_usdc_borrow_is_not_flagged_forever()
     assert Movement.objects.get(account=carol, source="LiquidationBackstop").quantity == owed
     assert not liquidating(carol)
     call_command("ledger_check")
+
+
+def test_lent_collateral_is_redeemed_past_the_pool_throttle_to_repay_a_borrow():
+    sol_at("150")
+    lender = user_account("lender", USDC="100000")
+    lending.execute(lender, "USDC", "Lend", D("100000"))
+    alice = user_account("alice", SOL="100")
+    lending.execute(alice, "SOL", "Lend", D("100"))  # lent SOL is collateral too
+    bob = user_account("bob", USDC="100000")
+    lending.execute(bob, "SOL", "Borrow", D("89"))  # the SOL pool at 89% utilization
+    lending.execute(alice, "USDC", "Borrow", D("11000"))
+    withdrawn(alice, "USDC")
+    with pytest.raises(ExchangeError) as throttled:  # 89 / 92 is past the 90% throttle
+        lending.execute(alice, "SOL", "Borrow", D("8"))
+    assert throttled.value.code == "INSUFFICIENT_SUPPLY"
+    seller = user_account("seller", SOL="10")
+    bidder = user_account("bidder", USDC="100000")
+    limit_order(seller, SPOT, "Ask", "150", "1")
+    limit_order(bidder, SPOT, "Bid", "150", "1")
+
+    sol_at("134")
+    limit_order(bidder, SPOT, "Bid", "133.9", "200")
+    assert liquidate()["steps"] == 1
+
+    redemptions = Movement.objects.filter(account=alice, asset_id="SOL", event_type="LendRedeem")
+    assert {m.source for m in redemptions} == {"Liquidation"}
+    sold = sum((D(f["quantity"]) for f in liquidation_fills(alice)), D(0))
+    assert sold == sum((m.quantity for m in redemptions), D(0)) and D(8) < sold < D("8.5")
+    assert lending.position(alice, "SOL") == D(100) - sold
+    assert Movement.objects.filter(account=alice, asset_id="USDC", source="Liquidation").exists()
+    call_command("ledger_check")
