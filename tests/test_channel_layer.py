@@ -1,0 +1,56 @@
+"""The production channel layer (exchange/channel_layer.py): channels_redis' layer whose
+`send` is one Lua script; messages, capacity and interplay with channels_redis' own."""
+
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+from exchange.channel_layer import OneTripRedisChannelLayer
+
+pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (REDIS_URL)")
+
+
+def layers(capacity: int = 100) -> tuple[OneTripRedisChannelLayer, RedisChannelLayer]:
+    config = {"hosts": [settings.REDIS_URL], "prefix": f"t{uuid.uuid4().hex[:10]}"}
+    return (
+        OneTripRedisChannelLayer(**config, capacity=capacity),
+        RedisChannelLayer(**config, capacity=capacity),
+    )
+
+
+def test_messages_reach_plain_and_process_local_channels_and_channels_redis_reads_them():
+    ours, theirs = layers()
+
+    async def scenario() -> list[dict]:
+        local = await theirs.new_channel("reply")
+        await ours.send("engine", {"type": "engine.command", "n": 1})
+        await ours.send(local, {"type": "engine.result", "n": 2})
+        await theirs.send("engine", {"type": "engine.command", "n": 3})
+        got = [await theirs.receive("engine"), await theirs.receive(local)]
+        got.append(await ours.receive("engine"))
+        await ours.flush()
+        await theirs.flush()
+        return got
+
+    assert [m["n"] for m in async_to_sync(scenario)()] == [1, 2, 3]
+
+
+def test_a_full_channel_refuses_the_send():
+    ours, _ = layers(capacity=2)
+
+    async def scenario() -> None:
+        await ours.send("engine", {"type": "x"})
+        await ours.send("engine", {"type": "x"})
+        try:
+            with pytest.raises(ChannelFull):
+                await ours.send("engine", {"type": "x"})
+            await ours.receive("engine")
+            await ours.send("engine", {"type": "x"})  # room again
+        finally:
+            await ours.flush()
+
+    async_to_sync(scenario)()
