@@ -57,6 +57,7 @@ const candles = chart.addSeries(CandlestickSeries, {
 });
 const line = chart.addSeries(LineSeries, { color: "#f5a623", lineWidth: 2, visible: false });
 let interval = "1m", priceType = "Last", klineStream = null, pollTimer = null;
+const SECONDS = { "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 };
 const SPAN = { "1m": 6 * 3600, "5m": 24 * 3600, "15m": 3 * 86400, "1h": 14 * 86400, "1d": 365 * 86400 };
 
 async function loadKlines() {
@@ -85,8 +86,20 @@ function watchKlines() {
       if (priceType !== "Last") return;
       try { candles.update({ time: toSec(k.t), open: +k.o, high: +k.h, low: +k.l, close: +k.c }); } catch { loadKlines(); }
     });
+  } else if (cfg.perp) {
+    // A perp's mark and index each second on markPrice.<symbol>: the line's last point.
+    klineStream = `markPrice.${cfg.symbol}`;
+    stream.subscribe([klineStream], (m) => {
+      const value = priceType === "Mark" ? m.data.p : m.data.i;
+      if (priceType === "Last" || value == null) return;
+      const sec = Math.floor(Number(m.data.T) / 1e6);
+      try {
+        line.update({ time: sec - (sec % SECONDS[interval]), value: +value });
+        chartEl.dataset.last = value;
+      } catch { loadKlines(); }
+    });
   } else {
-    pollTimer = setInterval(loadKlines, 5000); // mark and index candles: from REST
+    pollTimer = setInterval(loadKlines, 5000); // a spot market's mark and index: from REST
   }
   loadKlines();
 }

@@ -181,13 +181,14 @@ def state_reads(page, refuse: bool) -> list[float]:
     return seen
 
 
-def private_frames(page) -> list[dict]:
-    """Record the account.* frames the page's sockets receive (numbers as Decimal)."""
+def stream_frames(page) -> list[dict]:
+    """Record the stream frames the page's sockets receive from now on (numbers as
+    Decimal)."""
     frames: list[dict] = []
 
     def on_socket(ws) -> None:  # noqa: ANN001
         def on_frame(payload) -> None:  # noqa: ANN001
-            if isinstance(payload, str) and '"stream":"account.' in payload:
+            if isinstance(payload, str) and payload.startswith('{"stream":'):
                 frames.append(json.loads(payload, parse_float=Decimal))
 
         ws.on("framereceived", on_frame)
@@ -351,7 +352,7 @@ def shown_mark_and_pnl(row) -> tuple[Decimal, Decimal]:  # noqa: ANN001
 
 
 def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
-    frames = private_frames(page)
+    frames = stream_frames(page)
     open_trade_page_live(page, "SOL_USDC_PERP")
     page.fill("#stop-loss", "1")  # a stop loss far below: it waits as a trigger order
     place(page, "Bid", "Market", "2")
@@ -379,6 +380,16 @@ def test_6_a_perp_position_pnl_moves_with_the_mark(page, browser):
     wait_until(moved_by_an_update, 40, "the PnL to move to a positionUpdate's mark and PnL")
     assert Decimal(row.locator("td").nth(1).inner_text()) == Decimal(2)
     page.unroute("**/ui/api/state*")
+    # The chart's mark line follows markPrice.<symbol> (no kline polling for perps).
+    page.click('#price-type button[data-value="Mark"]')
+    wait_until(
+        lambda: (
+            page.get_attribute("#chart", "data-last")
+            in {f["data"]["p"] for f in frames if f["stream"] == "markPrice.SOL_USDC_PERP"}
+        ),
+        20,
+        "the mark line at a markPrice frame's price",
+    )
     shoot(browser, page, "trade-perp", "/trade/SOL_USDC_PERP/")
 
 
