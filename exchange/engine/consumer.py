@@ -12,6 +12,7 @@ commands without a symbol, such as the perps' realize_pnl: perps belong to that 
 """
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -27,6 +28,7 @@ from django.db import close_old_connections
 from redis.exceptions import RedisError
 
 from accounts.errors import ExchangeError
+from exchange.engine.batching import CallBatcher
 from exchange.engine.core import EngineCore
 from exchange.streams.hub import Hub
 from exchange.streams.publisher import engine_core
@@ -128,11 +130,12 @@ class ChannelEngineClient:
     A channel layer receives on one event loop at a time, so each calling thread (`call`)
     and each event loop (`acall`, the async order views) has a layer instance of its own.
     `acall` holds no thread while it waits: replies arrive on the layer's one process
-    channel, which a single reader per layer hands to the waiting callers."""
+    channel, which a single reader per layer hands to the waiting callers; the calls of one
+    turn of the loop share a message (CallBatcher)."""
 
     def __init__(self) -> None:
         self.local = threading.local()
-        self.loop_layers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.loop_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def call(self, commands: list[dict]) -> list[dict]:
         if not hasattr(self.local, "layer"):
@@ -140,11 +143,14 @@ class ChannelEngineClient:
         return async_to_sync(self._call)(self.local.layer, commands)
 
     async def acall(self, commands: list[dict]) -> list[dict]:
+        """Calls of the same turn of this event loop go together (engine/batching.py)."""
         loop = asyncio.get_running_loop()
-        layer = self.loop_layers.get(loop)
-        if layer is None:
-            layer = self.loop_layers[loop] = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-        return await self._call(layer, commands)
+        batcher = self.loop_batchers.get(loop)
+        if batcher is None:
+            layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            batcher = CallBatcher(functools.partial(self._call, layer))
+            self.loop_batchers[loop] = batcher
+        return await batcher.call(commands)
 
     async def _call(self, layer, commands: list[dict]) -> list[dict]:  # noqa: ANN001
         timeout = settings.ENGINE_TIMEOUT_SECONDS
