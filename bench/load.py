@@ -134,12 +134,12 @@ async def wait_up(base: str, seconds: float, topology: subprocess.Popen | None) 
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ROLES = (  # (role, words of its command line), first match wins
+    ("load", ("bench/load.py",)),
     ("web", ("uvicorn", "multiprocessing.spawn")),
     ("engine", ("runworker",)),
     ("celery", ("celery",)),
     ("postgres", ("postgres",)),
     ("redis", ("redis-server",)),
-    ("load", ("bench/load.py",)),
 )
 
 
