@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Sum
 
-from accounts.models import Account, Balance, FeeTier, Posting
+from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry, Posting
 
 
 def balances(account: Account) -> list[Balance]:
@@ -46,10 +46,15 @@ class LedgerReport:
     # (account name, asset, cached balance, sum of postings)
     balance_drift: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
     negative_locks: list[tuple[str, str, Decimal]] = field(default_factory=list)
+    # Postings whose entry, account or asset does not exist (the database does not check
+    # these references row by row: see Posting), as (posting id, entry id, account id, asset)
+    dangling: list[tuple[int, int, int, str]] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not (self.unbalanced_assets or self.balance_drift or self.negative_locks)
+        return not (
+            self.unbalanced_assets or self.balance_drift or self.negative_locks or self.dangling
+        )
 
 
 def _posting_sums() -> dict[tuple[int, str], Decimal]:
@@ -69,6 +74,7 @@ def _posting_sums() -> dict[tuple[int, str], Decimal]:
 def ledger_report() -> LedgerReport:
     """Every asset sums to zero over all accounts; every Balance equals its postings."""
     report = LedgerReport()
+    report.dangling = dangling_postings()
     sums = _posting_sums()
     report.postings = Posting.objects.count()
     names = dict(Account.objects.values_list("id", "name"))
@@ -89,7 +95,8 @@ def ledger_report() -> LedgerReport:
             report.negative_locks.append((names[account_id], symbol, locked))
     for key, total in sums.items():
         if key not in cached and total != 0:
-            report.balance_drift.append((names[key[0]], key[1], Decimal(0), total))
+            name = names.get(key[0], f"#{key[0]} (missing)")
+            report.balance_drift.append((name, key[1], Decimal(0), total))
     posting_totals: dict[str, Decimal] = defaultdict(Decimal)
     for (_, symbol), total in sums.items():
         posting_totals[symbol] += total
@@ -98,3 +105,14 @@ def ledger_report() -> LedgerReport:
         if totals[symbol] != 0 or posting_totals[symbol] != 0:
             report.unbalanced_assets[symbol] = totals[symbol] or posting_totals[symbol]
     return report
+
+
+def dangling_postings(limit: int = 100) -> list[tuple[int, int, int, str]]:
+    """Postings whose ledger entry, account or asset is missing (at most `limit`)."""
+    missing = (
+        ~Exists(LedgerEntry.objects.filter(pk=OuterRef("entry_id")))
+        | ~Exists(Account.objects.filter(pk=OuterRef("account_id")))
+        | ~Exists(Asset.objects.filter(pk=OuterRef("asset_id")))
+    )
+    rows = Posting.objects.filter(missing).order_by("id")
+    return list(rows.values_list("id", "entry_id", "account_id", "asset_id")[:limit])

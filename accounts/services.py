@@ -12,10 +12,16 @@ from decimal import Decimal
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.bulk import allocate_ids, insert_rows, update_rows  # noqa: F401 (re-exported)
+from accounts.bulk import (  # noqa: F401 (re-exported)
+    allocate_ids,
+    insert_rows,
+    new_instance,
+    update_rows,
+    upsert_rows,
+)
 from accounts.errors import ExchangeError
 from accounts.models import (
     Account,
@@ -31,8 +37,10 @@ from accounts.models import (
 )
 
 Leg = tuple[Account, str, Decimal]  # (account, asset symbol, signed amount)
+ZERO = Decimal(0)
 
 _decimals_cache: dict[str, int] = {}
+_quanta: dict[str, Decimal] = {}
 
 
 def asset_decimals(symbol: str) -> int:
@@ -47,13 +55,16 @@ def asset_decimals(symbol: str) -> int:
 
 def clear_asset_cache() -> None:
     _decimals_cache.clear()
+    _quanta.clear()
 
 
 def check_precision(symbol: str, amount: Decimal) -> None:
     """Refuse amounts that are not Decimal or are finer than the asset's decimals."""
     if not isinstance(amount, Decimal) or not amount.is_finite():
         raise ExchangeError("INVALID_QUANTITY", f"{amount!r} is not a decimal amount")
-    quantum = Decimal(1).scaleb(-asset_decimals(symbol))
+    quantum = _quanta.get(symbol)
+    if quantum is None:
+        quantum = _quanta[symbol] = Decimal(1).scaleb(-asset_decimals(symbol))
     if amount != amount.quantize(quantum):
         raise ExchangeError(
             "INVALID_QUANTITY", f"{amount} {symbol} is finer than {quantum} ({symbol} decimals)"
@@ -90,17 +101,28 @@ def post_entry(
     return post_entries([EntrySpec(kind, list(legs), memo, reference)])[0]
 
 
-@transaction.atomic
 def post_entries(
-    specs: list[EntrySpec], locked_deltas: dict[tuple[int, str], Decimal] | None = None
+    specs: list[EntrySpec],
+    locked_deltas: dict[tuple[int, str], Decimal] | None = None,
+    *,
+    savepoint: bool = True,
 ) -> list[LedgerEntry]:
     """Write many balanced ledger entries in one go (the engine's batches use this).
 
     Refuses (ExchangeError, nothing written) any entry whose legs do not sum to zero per
-    asset, or any amount finer than its asset's decimals. Balances are read and written
-    under row locks in a fixed order, so concurrent writers never lose an update.
-    `locked_deltas` changes locked amounts in the same pass.
+    asset, or any amount finer than its asset's decimals. Balances are changed under row
+    locks taken in a fixed order, so concurrent writers never lose an update.
+    `locked_deltas` changes locked amounts in the same pass. `savepoint=False`: a caller
+    whose whole transaction fails with any error (the engine's batch) saves the savepoint's
+    round trips (the refusals above come before anything is written either way).
     """
+    with transaction.atomic(savepoint=savepoint):
+        return _post_entries(specs, locked_deltas)
+
+
+def _post_entries(
+    specs: list[EntrySpec], locked_deltas: dict[tuple[int, str], Decimal] | None
+) -> list[LedgerEntry]:
     deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     for spec in specs:
         spec.legs = [leg for leg in spec.legs if leg[2] != 0]
@@ -132,7 +154,9 @@ def post_entries(
     )
     apply_balance_changes(deltas, locked_deltas or {})
     return [
-        LedgerEntry(id=i, kind=s.kind, memo=s.memo[:255], reference=s.reference, created_at=now)
+        new_instance(
+            LedgerEntry, id=i, kind=s.kind, memo=s.memo[:255], reference=s.reference, created_at=now
+        )
         for i, s in zip(ids, specs, strict=True)
     ]
 
@@ -147,6 +171,18 @@ def apply_balance_changes(
         {k for k, v in amount_deltas.items() if v} | {k for k, v in locked_deltas.items() if v}
     )
     if not keys:
+        return
+    if connection.vendor == "postgresql":  # one statement: add to the row, or create it
+        upsert_rows(
+            Balance,
+            ("account", "asset", "amount", "locked"),
+            (
+                (a, s, amount_deltas.get((a, s), ZERO), locked_deltas.get((a, s), ZERO))
+                for a, s in keys
+            ),
+            conflict=("account", "asset"),
+            sets={"amount": "t.amount + excluded.amount", "locked": "t.locked + excluded.locked"},
+        )
         return
     Balance.objects.bulk_create(
         [Balance(account_id=a, asset_id=s) for a, s in keys], ignore_conflicts=True

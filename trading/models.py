@@ -86,8 +86,13 @@ class Order(models.Model):
     OPEN_STATUSES = (Status.NEW, Status.PARTIALLY_FILLED, Status.TRIGGER_PENDING)
 
     id = models.BigIntegerField(primary_key=True)
-    account = models.ForeignKey("accounts.Account", on_delete=models.PROTECT, related_name="orders")
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    # Indexed by (account, market, -id) and (market, status): no single-column indexes.
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    market = models.ForeignKey(
+        Market, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     client_id = models.PositiveBigIntegerField(null=True, blank=True)
     side = models.CharField(max_length=3)  # Bid / Ask
     order_type = models.CharField(max_length=6)  # Limit / Market
@@ -128,21 +133,40 @@ class Order(models.Model):
 
 
 class Trade(models.Model):
-    """One fill between a maker and a taker order, with the ledger entry that settled it."""
+    """One fill between a maker and a taker order, with the ledger entry that settled it.
 
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    Written only by the engine, from orders, accounts and the entry of the same batch: no
+    per-row foreign-key checks in the database (the periodic reconciliation reports a trade
+    whose orders or entry are missing: trading.reconcile.dangling_trades). Per-account
+    lookups use the (account, -id) indexes, per-market ones (market, trade_id)."""
+
+    market = models.ForeignKey(
+        Market, on_delete=models.PROTECT, related_name="trades", db_constraint=False, db_index=False
+    )
     trade_id = models.BigIntegerField()  # per market, from the book
     price = models.DecimalField(**AMOUNT)
     quantity = models.DecimalField(**AMOUNT)
     quote_quantity = models.DecimalField(**AMOUNT)
     taker_side = models.CharField(max_length=3)
-    maker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
-    taker_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    maker_order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    taker_order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
     maker_account = models.ForeignKey(
-        "accounts.Account", on_delete=models.PROTECT, related_name="+"
+        "accounts.Account",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     taker_account = models.ForeignKey(
-        "accounts.Account", on_delete=models.PROTECT, related_name="+"
+        "accounts.Account",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     maker_fee = models.DecimalField(**AMOUNT)
     maker_fee_asset = models.CharField(max_length=16)
@@ -150,7 +174,9 @@ class Trade(models.Model):
     taker_fee_asset = models.CharField(max_length=16)
     sequence = models.BigIntegerField()
     timestamp = models.BigIntegerField()  # ms
-    entry = models.OneToOneField("accounts.LedgerEntry", on_delete=models.PROTECT, null=True)
+    entry = models.OneToOneField(
+        "accounts.LedgerEntry", on_delete=models.PROTECT, null=True, db_constraint=False
+    )
 
     class Meta:
         ordering = ["-id"]

@@ -4,20 +4,34 @@ For every market the engine is asked for its book (`book_digest`: the open order
 id and remaining quantity, at its sequence number); the database's open orders of that
 market are compared with it. Orders the engine touched after the snapshot (a row whose
 sequence is newer) are left out, so live trading does not look like drift. The ledger check
-(`accounts.selectors.ledger_report`) runs alongside. Each run is stored as a
+(`accounts.selectors.ledger_report`) runs alongside, with a check that every trade's orders
+and ledger entry exist (the database does not check them row by row). Each run is stored as a
 ReconciliationReport (admin) and logged; drift is logged as an error.
 """
 
 import logging
 from decimal import Decimal
 
+from django.db.models import Exists, OuterRef, Q
+
 from accounts.errors import ExchangeError
+from accounts.models import LedgerEntry
 from accounts.selectors import ledger_report
 from trading.commands import unwrap
-from trading.models import Market, Order, ReconciliationReport
+from trading.models import Market, Order, ReconciliationReport, Trade
 from trading.services import engine_client
 
 log = logging.getLogger(__name__)
+
+
+def dangling_trades(limit: int = 100) -> list[int]:
+    """Ids of trades whose maker order, taker order or ledger entry is missing."""
+    missing = (
+        ~Exists(Order.objects.filter(pk=OuterRef("maker_order_id")))
+        | ~Exists(Order.objects.filter(pk=OuterRef("taker_order_id")))
+        | (Q(entry_id__isnull=False) & ~Exists(LedgerEntry.objects.filter(pk=OuterRef("entry_id"))))
+    )
+    return list(Trade.objects.filter(missing).order_by("id").values_list("id", flat=True)[:limit])
 
 
 def _text(amount: Decimal) -> str:
@@ -76,10 +90,11 @@ def reconcile() -> ReconciliationReport:
         if found:
             drift[symbol] = found
     ledger = ledger_report()
+    trades = dangling_trades()
     report = ReconciliationReport.objects.create(
-        clean=not drift and ledger.clean,
+        clean=not drift and ledger.clean and not trades,
         books_clean=not drift,
-        ledger_clean=ledger.clean,
+        ledger_clean=ledger.clean and not trades,
         markets=len(symbols),
         open_orders=open_orders,
         drift=drift,
@@ -89,6 +104,8 @@ def reconcile() -> ReconciliationReport:
             "unbalanced_assets": {k: str(v) for k, v in ledger.unbalanced_assets.items()},
             "balance_drift": [[str(x) for x in row] for row in ledger.balance_drift],
             "negative_locks": [[str(x) for x in row] for row in ledger.negative_locks],
+            "dangling_postings": [list(row) for row in ledger.dangling],
+            "dangling_trades": trades,
         },
     )
     if report.clean:

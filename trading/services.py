@@ -16,10 +16,11 @@ from functools import cache
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.db.models.signals import post_save
 from django.utils.module_loading import import_string
 
-from accounts.bulk import update_rows
+from accounts.bulk import update_rows, upsert_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account
 from trading import klines
@@ -370,7 +371,8 @@ async def aplace_orders(account: Account, orders: list[dict]) -> list[dict]:
 
 def record_trades(trades: list[Trade]) -> None:
     """Fold new trades into every interval's klines (called by the engine, inside its
-    batch transaction)."""
+    batch transaction). PostgreSQL: one upsert that merges each bucket's trades into its
+    candle in SQL; the embedded SQLite reads and rewrites the candles."""
     buckets: dict[tuple[str, str, datetime], list[Trade]] = defaultdict(list)
     starts: dict[int, list[tuple[str, datetime]]] = {}  # per whole second of trade time
     for trade in sorted(trades, key=lambda t: (t.market_id, t.sequence)):
@@ -380,6 +382,9 @@ def record_trades(trades: list[Trade]) -> None:
             starts[second] = [(i, klines.bucket_start(i, at)) for i in klines.INTERVALS]
         for interval, start in starts[second]:
             buckets[(trade.market_id, interval, start)].append(trade)
+    if connection.vendor == "postgresql":
+        _upsert_klines(buckets)
+        return
     existing = {
         (k.market_id, k.interval, k.start): k
         for k in Kline.objects.filter(
@@ -424,3 +429,38 @@ def record_trades(trades: list[Trade]) -> None:
 
 
 KLINE_CHANGES = ("high", "low", "close", "volume", "quote_volume", "trades")
+
+
+def _upsert_klines(buckets: dict[tuple[str, str, datetime], list[Trade]]) -> None:
+    rows = []
+    for (market_id, interval, start), group in sorted(buckets.items()):
+        prices = [t.price for t in group]
+        rows.append(
+            (
+                market_id,
+                interval,
+                start,
+                prices[0],
+                max(prices),
+                min(prices),
+                prices[-1],
+                sum((t.quantity for t in group), Decimal(0)),
+                sum((t.quote_quantity for t in group), Decimal(0)),
+                len(group),
+            )
+        )
+    upsert_rows(
+        Kline,
+        ("market", "interval", "start", "open", "high", "low", "close", "volume")
+        + ("quote_volume", "trades"),
+        rows,
+        conflict=("market", "interval", "start"),
+        sets={
+            "high": "GREATEST(t.high, excluded.high)",
+            "low": "LEAST(t.low, excluded.low)",
+            "close": "excluded.close",
+            "volume": "t.volume + excluded.volume",
+            "quote_volume": "t.quote_volume + excluded.quote_volume",
+            "trades": "t.trades + excluded.trades",
+        },
+    )

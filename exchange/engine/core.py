@@ -11,7 +11,6 @@ nothing unacknowledged is half-applied.
 
 import gc
 import hashlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -20,11 +19,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import JSONField
+from django.db import connection, transaction
+from django.db.models import Q
 
 from accounts.api.serializers import dec
-from accounts.bulk import allocate_ids, insert_rows, update_rows
+from accounts.bulk import deferred_writes, insert_rows, new_instance, row_reader, update_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
 from accounts.services import EntrySpec, post_entries
@@ -124,7 +123,6 @@ ORDER_CHANGES = (
     "updated_at",
 )
 TRADE_FIELDS = (
-    "id",
     "market",
     "trade_id",
     "price",
@@ -143,17 +141,6 @@ TRADE_FIELDS = (
     "timestamp",
     "entry",
 )
-
-
-def _row(obj, fields: tuple[str, ...]) -> tuple:  # noqa: ANN001
-    """A model instance's values for bulk SQL (JSON fields as JSON text)."""
-    meta = obj._meta
-    out = []
-    for name in fields:
-        f = meta.get_field(name)
-        value = getattr(obj, f.attname)
-        out.append(json.dumps(value) if isinstance(f, JSONField) else value)
-    return tuple(out)
 
 
 def _attachments(order: Order, scale) -> dict:  # noqa: ANN001
@@ -271,6 +258,7 @@ class EngineCore:
         self._fees: dict[int, FeeTier] = {}
         self._tiers: dict[int, tuple[int, float]] = {}
         self._fees_at = 0.0
+        self._stubs: dict[int, Account] = {}
 
     # -------------------------------------------------------------- start and recovery
 
@@ -419,11 +407,14 @@ class EngineCore:
         for account in Account.objects.select_for_update().filter(pk__in=takers).order_by("pk"):
             batch.accounts[account.pk] = account
             self._tiers[account.pk] = (account.fee_tier, time.monotonic())
-        batch.books = dict(
-            Account.objects.filter(owner_id__in=takers).values_list("owner_id", "pk")
-        )
-        for b in Balance.objects.filter(account_id__in=[*takers, *batch.books.values()]):
-            batch.view[(b.account_id, b.asset_id)] = [b.amount, b.locked]
+        # Their holdings and their lending accounts' (borrow-lend positions), in one read.
+        rows = Balance.objects.filter(
+            Q(account_id__in=takers) | Q(account__owner_id__in=takers)
+        ).values_list("account_id", "account__owner_id", "asset_id", "amount", "locked")
+        for account, owner, asset, amount, locked in rows.order_by():
+            batch.view[(account, asset)] = [amount, locked]
+            if owner is not None and account not in batch.accounts:
+                batch.books[owner] = account
 
     def _run(self, batch: Batch, command: dict) -> dict:
         if command.get("op") == "realize_pnl":  # every 10 s: autoRealizePnl accounts
@@ -702,10 +693,12 @@ class EngineCore:
         is_trigger = isinstance(e, ev.TriggerPlaced)
         cmd = e.command if not is_trigger else None
         ts = now_ms()
-        order = Order(
+        order = new_instance(
+            Order,
+            {"market": mb.market},
             id=e.order_id,
             account_id=e.account,
-            market=mb.market,
+            market_id=mb.market.symbol,
             client_id=e.client_id,
             side=e.side.value,
             order_type=e.order_type.value,
@@ -788,7 +781,7 @@ class EngineCore:
             if taker.system_order_type.startswith("Liquidate"):  # 1% to the insurance fund
                 fee = liquidation.liquidation_fee(quote_amt)
                 legs += [
-                    (Account(pk=taker.account_id), quote, -fee),
+                    (self._account(taker.account_id), quote, -fee),
                     (self._insurance_account(), quote, fee),
                 ]
             base = quote  # both fees are in the quote asset
@@ -801,7 +794,10 @@ class EngineCore:
                 self._fee_bps(seller.account_id, seller is taker, market),
                 mb.quote_decimals,
             )
-            buyer_acct, seller_acct = Account(pk=buyer.account_id), Account(pk=seller.account_id)
+            buyer_acct, seller_acct = (
+                self._account(buyer.account_id),
+                self._account(seller.account_id),
+            )
             fees_acct = self._fees_account()
             legs = [
                 (buyer_acct, base, qty - buyer_fee),
@@ -834,8 +830,10 @@ class EngineCore:
                 reference=f"trade:{market.symbol}:{f.trade_id}",
             )
         )
-        trade = Trade(
-            market=market,
+        trade = new_instance(
+            Trade,
+            {"market": market},
+            market_id=market.symbol,
             trade_id=f.trade_id,
             price=price,
             quantity=qty,
@@ -855,6 +853,13 @@ class EngineCore:
         batch.trades.append((trade, entry_index))
 
     # -------------------------------------------------------------- fees
+
+    def _account(self, pk: int) -> Account:
+        """An Account standing for its id in ledger legs (one per id, kept)."""
+        stub = self._stubs.get(pk)
+        if stub is None:
+            stub = self._stubs[pk] = new_instance(Account, id=pk)
+        return stub
 
     def _insurance_account(self) -> Account:
         if not hasattr(self, "_insurance_acct"):
@@ -887,29 +892,30 @@ class EngineCore:
     # -------------------------------------------------------------- persistence
 
     def _flush(self, batch: Batch) -> None:
-        insert_rows(Order, ORDER_FIELDS, (_row(o, ORDER_FIELDS) for o in batch.new_orders.values()))
+        """Write what the batch did, as deferred writes: the ledger entries' ids are drawn
+        first, the writes go out together before the reconciliation's read and at the end
+        (a few round trips per batch, not a few per table)."""
+        with deferred_writes():
+            self._write(batch)
+
+    def _write(self, batch: Batch) -> None:
+        entries = post_entries(batch.entries, batch.locked, savepoint=False)
+        read = row_reader(Order, ORDER_FIELDS)
+        insert_rows(Order, ORDER_FIELDS, map(read, batch.new_orders.values()))
+        read = row_reader(Order, (*ORDER_CHANGES, "pk"))
+        orders = self.orders
         update_rows(
-            Order,
-            ORDER_CHANGES,
-            (
-                (*_row(self.orders[i], ORDER_CHANGES), i)
-                for i in sorted(batch.dirty)
-                if i in self.orders
-            ),
+            Order, ORDER_CHANGES, (read(orders[i]) for i in sorted(batch.dirty) if i in orders)
         )
         self.perps.flush()
-        entries = post_entries(batch.entries, batch.locked)
-        lending.reconcile(batch.touched)
         trades = []
         for trade, index in batch.trades:
             trade.entry_id = entries[index].id
             trades.append(trade)
-        if trades:
-            ids = allocate_ids(Trade, len(trades))
-            for trade, trade_pk in zip(trades, ids, strict=True):
-                trade.id = trade_pk
-            insert_rows(Trade, TRADE_FIELDS, (_row(t, TRADE_FIELDS) for t in trades))
+        if trades:  # ids from the table's identity (nothing reads them before commit)
+            insert_rows(Trade, TRADE_FIELDS, map(row_reader(Trade, TRADE_FIELDS), trades))
             record_trades(trades)
+        self._reconcile(batch.touched)
         rows = []
         for symbol in batch.markets:
             mb = self.markets[symbol]
@@ -917,6 +923,27 @@ class EngineCore:
             last = None if last is None else mb.scale.ticks_to_price(last)
             rows.append((mb.book.sequence, mb.book.trade_id, last, symbol))
         update_rows(BookState, ("sequence", "trade_id", "last_price"), rows)
+
+    @staticmethod
+    def _reconcile(touched: set[int]) -> None:
+        """lending.reconcile for the accounts it may act on: a holding below zero, or
+        autoLend / autoRepayBorrows / liquidating (PostgreSQL picks them in SQL; on the
+        embedded SQLite amounts compare in Python, so all are passed)."""
+        if touched and connection.vendor == "postgresql":
+            touched = set(
+                Balance.objects.filter(account_id__in=touched, account__kind=Account.Kind.USER)
+                .filter(
+                    Q(amount__lt=0)
+                    | Q(account__auto_lend=True)
+                    | Q(account__auto_repay_borrows=True)
+                    | Q(account__liquidating=True)
+                )
+                .values_list("account_id", flat=True)
+                .order_by()
+                .distinct()
+            )
+        if touched:
+            lending.reconcile(touched)
 
     def _cache_depth(self, mb: MarketBook) -> None:
         """Publish the book's depth snapshot (with lastUpdateId) where web workers read it."""

@@ -107,6 +107,17 @@ def test_ledger_check_catches_a_posting_without_its_balance(capsys):
         call_command("ledger_check")
 
 
+def test_ledger_check_catches_a_posting_whose_entry_is_missing(capsys):
+    # Postings carry no foreign-key constraint in the database (the engine writes six per
+    # fill); the ledger check is what finds one pointing nowhere.
+    alice = user_account("alice", USDC="100")
+    posting = Posting.objects.filter(account=alice).first()
+    Posting.objects.filter(pk=posting.pk).update(entry_id=posting.entry_id + 10**9)
+    with pytest.raises(CommandError):
+        call_command("ledger_check")
+    assert f"DANGLING posting #{posting.pk}" in capsys.readouterr().err
+
+
 def test_locking_more_than_available_is_refused():
     alice = user_account("alice", USDC="100")
     services.lock(alice, "USDC", Decimal("60"))

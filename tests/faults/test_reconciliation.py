@@ -11,7 +11,7 @@ from accounts.models import Balance
 from exchange.celery import app
 from tests.builders import user_account
 from trading import services
-from trading.models import Order, ReconciliationReport
+from trading.models import Order, ReconciliationReport, Trade
 from trading.reconcile import reconcile
 from trading.tasks import reconcile as reconcile_task
 
@@ -65,6 +65,22 @@ def test_drift_between_engine_and_database_is_reported(db, caplog):
     }
     assert report.ledger["balance_drift"][0][1] == "USDC"
     assert "RECONCILIATION DRIFT" in caplog.text
+
+
+def test_a_trade_whose_order_is_missing_is_reported(db):
+    # Trades carry no foreign-key constraints in the database (the engine writes them in
+    # bulk); the reconciliation finds one pointing at an order that does not exist.
+    alice = user_account("alice", USDC="10000")
+    bob = user_account("bob", SOL="100")
+    services.place_order(alice, _order("Bid", "100", "1"))
+    services.place_order(bob, _order("Ask", "100", "1"))
+    trade = Trade.objects.get()
+    Trade.objects.filter(pk=trade.pk).update(maker_order_id=trade.maker_order_id + 10**9)
+
+    report = reconcile()
+
+    assert not report.clean and report.books_clean and not report.ledger_clean
+    assert report.ledger["dangling_trades"] == [trade.pk]
 
 
 def test_the_admin_lists_reconciliation_reports(db):

@@ -22,6 +22,10 @@ class Command(BaseCommand):
             self.stderr.write(f"UNBALANCED {symbol}: sums to {total}")
         for name, symbol, locked in report.negative_locks:
             self.stderr.write(f"NEGATIVE LOCK {name} {symbol}: {locked}")
+        for posting, entry, account, asset in report.dangling:
+            self.stderr.write(
+                f"DANGLING posting #{posting}: entry #{entry}, account #{account}, {asset}"
+            )
         if not report.clean:
             raise CommandError("ledger check failed")
         self.stdout.write("ledger OK")
