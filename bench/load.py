@@ -374,11 +374,25 @@ def main() -> None:
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench"),
     )
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    p.add_argument(
+        "--own-redis",
+        action="store_true",
+        help="start a redis-server of this run on a free port (with this process's niceness)",
+    )
     args = p.parse_args()
     args.symbols = [x.strip() for x in args.symbols.split(",") if x.strip()]
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the clients' CPU share is ours
     assert args.duration <= 600 and args.ws <= 5000 and args.rate <= 20000, "bounded runs only"
 
+    redis = None
+    if args.own_redis:
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        args.redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.5)
     env = {
         **os.environ,
         "DATABASE_URL": args.database_url,
@@ -410,6 +424,9 @@ def main() -> None:
                 topology.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(topology.pid, signal.SIGKILL)
+        if redis is not None:
+            redis.terminate()
+            redis.wait(10)
     latencies = stats.place_ms + stats.cancel_ms
     print(
         json.dumps(
@@ -442,6 +459,8 @@ def main() -> None:
                 "web_workers": args.web_workers,
                 "shards": args.shards or None,
                 "duration_s": round(stats.elapsed, 1),
+                "own_redis": args.own_redis,
+                "nice": os.nice(0),
                 # Cores busy per role during the load (2 = the whole machine here).
                 "cores_busy": stats.cpu,
             }
