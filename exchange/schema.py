@@ -8,8 +8,10 @@ hook (SPECTACULAR_SETTINGS) writes them into the generated schema:
   (rate limits), 503 (engine or Redis unavailable), and 501 for the paths this exchange
   does not offer (tests/api/test_not_implemented.py);
 * the 200 bodies of the trading paths (markets, assets, tickers, depth, trades, klines,
-  orders, fills), strictly: no key outside the shape (`additionalProperties: false`),
-  decimals as decimal strings, optionals absent rather than null (the views drop nulls);
+  orders, fills) and of perps and margin (positions, collateral, marks, open interest,
+  funding, position and settlement history, account limits), strictly: no key outside
+  the shape (`additionalProperties: false`), decimals as decimal strings, optionals absent
+  rather than null (the views drop nulls);
 * DELETE /api/v1/order(s) answer 200 with the cancelled order(s), not 204;
 * /api/v1/ping and /api/v1/time answer text/plain.
 
@@ -186,6 +188,115 @@ FILL = obj(
     {"clientId": STR, "systemOrderType": STR},
 )
 
+# Perps and margin (settlement/api/serializers.py).
+IDS = {"userId": INT, "subaccountId": INT}
+POSITION = obj(
+    {
+        "imfFunction": SQRT,
+        "mmfFunction": SQRT,
+        "symbol": STR,
+        "userId": INT,
+        "positionId": STR,
+        **decimals(
+            "breakEvenPrice",
+            "entryPrice",
+            "estLiquidationPrice",
+            "imf",
+            "markPrice",
+            "mmf",
+            "netCost",
+            "netQuantity",
+            "netExposureQuantity",
+            "netExposureNotional",
+            "pnlRealized",
+            "pnlUnrealized",
+            "cumulativeFundingPayment",
+            "cumulativeInterest",
+        ),
+    },
+    {"subaccountId": INT},
+)
+COLLATERAL_ROW = obj(
+    {
+        "symbol": STR,
+        **decimals(
+            "assetMarkPrice",
+            "totalQuantity",
+            "balanceNotional",
+            "collateralWeight",
+            "collateralValue",
+            "openOrderQuantity",
+            "lendQuantity",
+            "availableQuantity",
+        ),
+    }
+)
+ACCOUNT_COLLATERAL = obj(
+    {
+        "collateral": array(COLLATERAL_ROW),
+        **decimals(
+            "assetsValue",
+            "borrowLiability",
+            "imf",
+            "unsettledEquity",
+            "liabilitiesValue",
+            "mmf",
+            "netEquity",
+            "netEquityAvailable",
+            "netEquityLocked",
+            "netExposureFutures",
+            "pnlUnrealized",
+        ),
+    },
+    {"marginFraction": DEC},
+)
+MARK_PRICE = obj(
+    {"symbol": STR, "markPrice": DEC},
+    {"fundingRate": DEC, "indexPrice": DEC, "nextFundingTimestamp": INT},
+)
+OPEN_INTEREST = obj({"symbol": STR, "openInterest": DEC, "timestamp": INT})
+FUNDING_RATE = obj({"symbol": STR, "intervalEndTimestamp": STR, "fundingRate": DEC})
+FUNDING_PAYMENT = obj(
+    {
+        "userId": INT,
+        "symbol": STR,
+        "intervalEndTimestamp": STR,
+        **decimals("quantity", "fundingRate"),
+    },
+    {"subaccountId": INT},
+)
+POSITION_ROW = obj(
+    {
+        "id": STR,
+        "symbol": STR,
+        "state": {"type": "string", "enum": ["Open", "Closed"]},
+        **decimals(
+            "netQuantity",
+            "netExposureQuantity",
+            "netExposureNotional",
+            "netCost",
+            "markPrice",
+            "entryPrice",
+            "cumulativePnlRealized",
+            "unrealizedPnl",
+            "fundingQuantity",
+            "interest",
+            "liquidated",
+            "imf",
+            "fees",
+            "closedVolume",
+            "liquidationFees",
+            "accountLeverage",
+        ),
+    },
+    {"closedAt": STR},
+)
+SETTLEMENT = obj(
+    {"quantity": DEC, "source": STR, "timestamp": STR, "userId": INT, "engineSequence": INT},
+    {"subaccountId": INT},
+)
+FLAGS = dict.fromkeys(("reduceOnly", "autoBorrow", "autoBorrowRepay", "autoLendRedeem"), BOOL)
+
 
 def _operation(shape: dict, outcome: str) -> dict:
     """A batch item: the shape with its `operation` ("Ok" or "Err")."""
@@ -220,6 +331,21 @@ BODIES = {
     ("delete", "/api/v1/orders"): array(ORDER),
     ("get", "/wapi/v1/history/orders"): array(HISTORY_ORDER),
     ("get", "/wapi/v1/history/fills"): array(FILL),
+    ("get", "/api/v1/position"): array(POSITION),
+    ("get", "/api/v1/capital/collateral"): ACCOUNT_COLLATERAL,
+    ("get", "/api/v1/markPrices"): array(MARK_PRICE),
+    ("get", "/api/v1/openInterest"): array(OPEN_INTEREST),
+    ("get", "/api/v1/fundingRates"): array(FUNDING_RATE),
+    ("get", "/wapi/v1/history/funding"): array(FUNDING_PAYMENT),
+    ("get", "/wapi/v1/history/position"): array(POSITION_ROW),
+    ("get", "/wapi/v1/history/settlement"): array(SETTLEMENT),
+    ("get", "/api/v1/account/limits/borrow"): obj({"symbol": STR, "maxBorrowQuantity": DEC}),
+    ("get", "/api/v1/account/limits/order"): obj(
+        {"symbol": STR, "side": SIDE, "maxOrderQuantity": DEC}, {"price": DEC, **FLAGS}
+    ),
+    ("get", "/api/v1/account/limits/withdrawal"): obj(
+        {"symbol": STR, "maxWithdrawalQuantity": DEC}, FLAGS
+    ),
 }
 TEXT = {
     ("get", "/api/v1/ping"): {"type": "string", "enum": ["pong"]},
