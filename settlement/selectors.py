@@ -32,35 +32,44 @@ def account_risk_input(account: Account, extra_borrow: dict[str, Decimal] | None
     """The account's assets as settlement.risk sees them: net quantity = holdings +
     position (negative = borrowed), lent part, locked in orders, and borrows about to be
     made. No perp positions (``perp_risk_input`` adds them)."""
-    net: dict[str, Decimal] = {}
-    lent: dict[str, Decimal] = {}
-    locked: dict[str, Decimal] = {}
-    rows = Balance.objects.filter(account__in=[account.pk, *_book(account)])
+    return account_risk_inputs([account], extra_borrow)[account.pk]
+
+
+def account_risk_inputs(
+    accounts: list[Account], extra_borrow: dict[str, Decimal] | None = None
+) -> dict[int, risk.AccountRiskInput]:
+    """``account_risk_input`` of many accounts in two queries (the liquidator's scan)."""
+    owner_of = {a.pk: a.pk for a in accounts}
+    owner_of.update(Account.objects.filter(owner__in=accounts).values_list("pk", "owner_id"))
+    net: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    lent: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    locked: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    rows = Balance.objects.filter(account__in=list(owner_of))
     for account_id, symbol, amount, held in rows.values_list(
         "account_id", "asset_id", "amount", "locked"
     ):
-        net[symbol] = net.get(symbol, ZERO) + amount
-        if account_id != account.pk and amount > 0:
-            lent[symbol] = amount
-        if account_id == account.pk and held:
-            locked[symbol] = held
+        owner = owner_of[account_id]
+        net[owner][symbol] = net[owner].get(symbol, ZERO) + amount
+        if account_id != owner and amount > 0:
+            lent[owner][symbol] = amount
+        if account_id == owner and held:
+            locked[owner][symbol] = held
     extra_borrow = extra_borrow or {}
-    symbols = set(net) | set(extra_borrow)
-    balances = tuple(
-        risk.AssetBalance(
-            symbol=s,
-            quantity=net.get(s, ZERO),
-            lend_quantity=lent.get(s, ZERO),
-            open_order_quantity=locked.get(s, ZERO),
-            open_borrow_quantity=extra_borrow.get(s, ZERO),
+    out = {}
+    for account in accounts:
+        pk = account.pk
+        balances = tuple(
+            risk.AssetBalance(
+                symbol=s,
+                quantity=net[pk].get(s, ZERO),
+                lend_quantity=lent[pk].get(s, ZERO),
+                open_order_quantity=locked[pk].get(s, ZERO),
+                open_borrow_quantity=extra_borrow.get(s, ZERO),
+            )
+            for s in sorted(set(net[pk]) | set(extra_borrow))
         )
-        for s in sorted(symbols)
-    )
-    return risk.AccountRiskInput(balances=balances, leverage_limit=account.leverage_limit)
-
-
-def _book(account: Account) -> list[int]:
-    return list(Account.objects.filter(owner=account).values_list("pk", flat=True))
+        out[pk] = risk.AccountRiskInput(balances=balances, leverage_limit=account.leverage_limit)
+    return out
 
 
 def market_data() -> risk.MarketRiskData:

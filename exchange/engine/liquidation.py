@@ -23,7 +23,12 @@ from accounts.models import Account, Balance, LedgerEntry
 from exchange.engine import conversion, offbook
 from settlement import risk
 from settlement.pnl import apply_fill
-from settlement.selectors import account_risk_input, margin_functions, mark_prices
+from settlement.selectors import (
+    account_risk_input,
+    account_risk_inputs,
+    margin_functions,
+    mark_prices,
+)
 
 STEP = Decimal("0.10")
 AUTO_CLOSE_FACTOR = Decimal("0.5")
@@ -32,8 +37,14 @@ FEE = Decimal("0.01")
 USDC = "USDC"
 
 
-def _risk_input(core, account: Account, marks: dict) -> risk.AccountRiskInput:  # noqa: ANN001
-    """The account's balances (database) and its perp positions (the engine's memory)."""
+def _risk_input(
+    core,  # noqa: ANN001
+    account: Account,
+    marks: dict,
+    balances: risk.AccountRiskInput | None = None,
+) -> risk.AccountRiskInput:
+    """The account's balances (database, or read already) and its perp positions (the
+    engine's memory)."""
     rows = []
     for (owner, symbol), p in core.perps.positions.items():
         if owner == account.pk and p.net_quantity:
@@ -41,12 +52,12 @@ def _risk_input(core, account: Account, marks: dict) -> risk.AccountRiskInput:  
             rows.append(
                 risk.PerpPosition(symbol, p.net_quantity, p.net_cost, marks[symbol], imf, mmf)
             )
-    return replace(account_risk_input(account), positions=tuple(rows))
+    return replace(balances or account_risk_input(account), positions=tuple(rows))
 
 
-def _risk(core, account: Account, marks: dict) -> risk.AccountRisk:  # noqa: ANN001
+def _risk(core, account: Account, marks: dict, balances=None) -> risk.AccountRisk:  # noqa: ANN001
     return risk.compute_account_risk(
-        _risk_input(core, account, marks), risk.MarketRiskData(index_prices=marks)
+        _risk_input(core, account, marks, balances), risk.MarketRiskData(index_prices=marks)
     )
 
 
@@ -66,9 +77,10 @@ def liquidate(core, batch) -> dict:  # noqa: ANN001
     accounts = Account.objects.filter(
         pk__in=owners | flagged | borrows.borrowers(), kind=Account.Kind.USER
     ).in_bulk()
+    inputs = account_risk_inputs(list(accounts.values()))
     steps, backstops, released, written_off = 0, 0, [], []
     for account_id, account in sorted(accounts.items()):
-        result = _risk(core, account, marks)
+        result = _risk(core, account, marks, inputs[account_id])
         perps = [
             s
             for (owner, s), p in sorted(core.perps.positions.items())
