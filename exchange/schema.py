@@ -9,7 +9,8 @@ hook (SPECTACULAR_SETTINGS) writes them into the generated schema:
   does not offer (tests/api/test_not_implemented.py);
 * the 200 bodies of the trading paths (markets, assets, tickers, depth, trades, klines,
   orders, fills) and of perps and margin (positions, collateral, marks, open interest,
-  funding, position and settlement history, account limits), strictly: no key outside
+  funding, position and settlement history, account limits), of borrow-lend and of the
+  account and its capital (deposits, withdrawals), strictly: no key outside
   the shape (`additionalProperties: false`), decimals as decimal strings, optionals absent
   rather than null (the views drop nulls);
 * DELETE /api/v1/order(s) answer 200 with the cancelled order(s), not 204;
@@ -295,6 +296,147 @@ SETTLEMENT = obj(
     {"quantity": DEC, "source": STR, "timestamp": STR, "userId": INT, "engineSequence": INT},
     {"subaccountId": INT},
 )
+# Borrow-lend (lending/api/serializers.py).
+BORROW_LEND_MARKET = obj(
+    {
+        "state": STR,
+        "symbol": STR,
+        "timestamp": STR,
+        **decimals(
+            "assetMarkPrice",
+            "borrowInterestRate",
+            "borrowedQuantity",
+            "fee",
+            "lendInterestRate",
+            "lentQuantity",
+            "maxUtilization",
+            "openBorrowLendLimit",
+            "optimalUtilization",
+            "throttleUtilizationThreshold",
+            "throttleUtilizationBound",
+            "throttleUpdateFraction",
+            "utilization",
+            "stepSize",
+        ),
+    }
+)
+BORROW_LEND_HISTORY = obj(
+    {
+        "timestamp": STR,
+        **decimals(
+            "borrowInterestRate",
+            "borrowedQuantity",
+            "lendInterestRate",
+            "lentQuantity",
+            "utilization",
+        ),
+    }
+)
+BORROW_LEND_POSITION = obj(
+    {
+        "id": STR,
+        "symbol": STR,
+        "imfFunction": SQRT,
+        "mmfFunction": SQRT,
+        **decimals(
+            "cumulativeInterest",
+            "imf",
+            "netQuantity",
+            "markPrice",
+            "mmf",
+            "netExposureQuantity",
+            "netExposureNotional",
+            "estLiquidationPrice",
+        ),
+    }
+)
+MOVEMENT = obj(
+    {
+        "eventType": STR,
+        "positionId": STR,
+        "source": STR,
+        "symbol": STR,
+        "timestamp": STR,
+        **decimals("positionQuantity", "quantity"),
+    }
+)
+INTEREST = obj(
+    {
+        "paymentType": STR,
+        "interval": INT,
+        "marketSymbol": STR,
+        "positionId": STR,
+        "symbol": STR,
+        "timestamp": STR,
+        **decimals("interestRate", "quantity"),
+    }
+)
+BORROW_LEND_SPAN = obj(
+    {
+        "positionId": STR,
+        "symbol": STR,
+        "source": STR,
+        "side": STR,
+        "createdAt": STR,
+        **decimals("quantity", "cumulativeInterest", "avgInterestRate"),
+    }
+)
+
+# The account and its capital (accounts/api): deposits and withdrawals write their absent
+# optionals as null.
+NULLABLE = {"type": ["string", "null"]}
+ACCOUNT = obj(
+    {
+        "autoBorrowSettlements": BOOL,
+        "autoLend": BOOL,
+        "autoRealizePnl": BOOL,
+        "autoRepayBorrows": BOOL,
+        "liquidating": BOOL,
+        "limitOrders": INT,
+        "triggerOrders": INT,
+        **decimals(
+            "borrowLimit",
+            "futuresMakerFee",
+            "futuresTakerFee",
+            "leverageLimit",
+            "positionLimit",
+            "spotMakerFee",
+            "spotTakerFee",
+        ),
+    }
+)
+CAPITAL = {
+    "type": "object",
+    "additionalProperties": obj(decimals("available", "locked", "staked")),
+}
+DEPOSIT = obj(
+    {
+        "id": INT,
+        "toAddress": NULLABLE,
+        "fromAddress": NULLABLE,
+        "source": STR,
+        "status": STR,
+        "transactionHash": NULLABLE,
+        "symbol": STR,
+        "quantity": DEC,
+        "createdAt": STR,
+    }
+)
+WITHDRAWAL = obj(
+    {
+        "id": INT,
+        "blockchain": STR,
+        "clientId": NULLABLE,
+        "identifier": NULLABLE,
+        "symbol": STR,
+        "status": STR,
+        "toAddress": STR,
+        "transactionHash": NULLABLE,
+        "createdAt": STR,
+        "isInternal": BOOL,
+        **decimals("quantity", "fee"),
+    }
+)
 FLAGS = dict.fromkeys(("reduceOnly", "autoBorrow", "autoBorrowRepay", "autoLendRedeem"), BOOL)
 
 
@@ -343,6 +485,18 @@ BODIES = {
     ("get", "/api/v1/account/limits/order"): obj(
         {"symbol": STR, "side": SIDE, "maxOrderQuantity": DEC}, {"price": DEC, **FLAGS}
     ),
+    ("get", "/api/v1/borrowLend/markets"): array(BORROW_LEND_MARKET),
+    ("get", "/api/v1/borrowLend/markets/history"): array(BORROW_LEND_HISTORY),
+    ("get", "/api/v1/borrowLend/positions"): array(BORROW_LEND_POSITION),
+    ("get", "/wapi/v1/history/borrowLend"): array(MOVEMENT),
+    ("get", "/wapi/v1/history/interest"): array(INTEREST),
+    ("get", "/wapi/v1/history/borrowLend/positions"): array(BORROW_LEND_SPAN),
+    ("get", "/api/v1/account"): ACCOUNT,
+    ("get", "/api/v1/capital"): CAPITAL,
+    ("get", "/wapi/v1/capital/deposits"): array(DEPOSIT),
+    ("get", "/wapi/v1/capital/deposit/address"): obj({"address": STR}),
+    ("get", "/wapi/v1/capital/withdrawals"): array(WITHDRAWAL),
+    ("post", "/wapi/v1/capital/withdrawals"): WITHDRAWAL,
     ("get", "/api/v1/account/limits/withdrawal"): obj(
         {"symbol": STR, "maxWithdrawalQuantity": DEC}, FLAGS
     ),

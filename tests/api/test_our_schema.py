@@ -9,7 +9,9 @@ import pytest
 from django.test import Client
 
 from exchange.schema import BODIES
+from tests.api.helpers import Api
 from tests.api.test_contract import CALLS, Scene
+from tests.builders import user_account
 
 pytestmark = pytest.mark.django_db
 
@@ -51,12 +53,52 @@ def test_real_answers_are_within_our_schema(client: Client, method: str, path: s
     assert not errors(method, path, response.json())  # (test_contract checks it too)
 
 
+WITHDRAWAL = {
+    "address": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+    "blockchain": "Solana",
+    "quantity": "25",
+    "symbol": "USDC",
+}
+# The account and its capital: (method, path, call on a funded account's Api).
+ACCOUNT_CALLS = [
+    ("GET", "/api/v1/account", lambda api: api.get("/api/v1/account")),
+    ("GET", "/api/v1/capital", lambda api: api.get("/api/v1/capital")),
+    ("GET", "/wapi/v1/capital/deposits", lambda api: api.get("/wapi/v1/capital/deposits")),
+    (
+        "GET",
+        "/wapi/v1/capital/deposit/address",
+        lambda api: api.get("/wapi/v1/capital/deposit/address", {"blockchain": "Solana"}),
+    ),
+    (
+        "POST",
+        "/wapi/v1/capital/withdrawals",
+        lambda api: api.post("/wapi/v1/capital/withdrawals", WITHDRAWAL),
+    ),
+    ("GET", "/wapi/v1/capital/withdrawals", lambda api: api.get("/wapi/v1/capital/withdrawals")),
+]
+
+
+def test_the_accounts_answers_are_within_our_schema():
+    api = Api.of(user_account("alice", USDC="1000", SOL="2"))
+    for method, path, call in ACCOUNT_CALLS:
+        response = call(api)
+        assert response.status_code == 200, (path, response.content)
+        body = response.json()
+        assert body not in ([], {}), f"{path}: nothing to validate"
+        assert not errors(method, path, body), path
+
+
 def test_every_documented_body_is_checked_against_a_real_answer():
-    """Each documented body is one that CALLS here, or test_perps_api's contract checks
-    (which check ours too), validate a real answer against."""
-    called = {(m.lower(), p) for m, p, _ in CALLS} | {("get", "/api/v1/status")}
-    perps = (Path(__file__).parent / "test_perps_api.py").read_text()
-    rest = {key for key in set(BODIES) - called if f'"{key[1]}"' not in perps}
+    """Each documented body is one that a test validates a real answer against: CALLS and
+    ACCOUNT_CALLS here, or test_perps_api's and test_borrow_lend_api's contract checks
+    (which check ours too)."""
+    called = {(m.lower(), p) for m, p, _ in [*CALLS, *ACCOUNT_CALLS]}
+    called.add(("get", "/api/v1/status"))
+    here = Path(__file__).parent
+    checked = (here / "test_perps_api.py").read_text() + (
+        here / "test_borrow_lend_api.py"
+    ).read_text()
+    rest = {key for key in set(BODIES) - called if key[1] not in checked}
     assert not rest, f"documented bodies no test validates: {sorted(rest)}"
     assert not errors("GET", "/api/v1/status", Client().get("/api/v1/status").json())
 
