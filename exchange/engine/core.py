@@ -29,6 +29,7 @@ from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
 from accounts.services import EntrySpec, post_entries
 from exchange import margin
 from exchange.engine import liquidation
+from exchange.engine.ids import OrderIds
 from exchange.engine.perps import Perps
 from lending import services as lending
 from trading import spot
@@ -253,7 +254,7 @@ class EngineCore:
         self.markets: dict[str, MarketBook] = {}
         self.orders: dict[int, Order] = {}  # open orders, as persisted
         self.per_unit: dict[int, Decimal | None] = {}  # what one lot of a fill releases
-        self._next_id = 1
+        self.order_ids = OrderIds()  # shards never share an order id (engine/ids.py)
         self.perps = Perps()
         self._fees: dict[int, FeeTier] = {}
         self._tiers: dict[int, tuple[int, float]] = {}
@@ -314,9 +315,18 @@ class EngineCore:
             self._cache_depth(mb)
         gc.collect()
         gc.freeze()  # the restored books are long-lived: keep them out of GC passes
-        last_id = Order.objects.order_by("-id").values_list("id", flat=True).first()
-        self._next_id = (last_id or 0) + 1
+        self.order_ids.start()
         log.info("engine: %d markets, %d open orders restored", len(self.markets), len(self.orders))
+
+    @property
+    def _next_id(self) -> int:
+        """The id the next new order gets; `_next_id += 1` once it is used."""
+        return self.order_ids.current
+
+    @_next_id.setter
+    def _next_id(self, value: int) -> None:
+        assert value == self.order_ids.current + 1, "order ids only advance one at a time"
+        self.order_ids.advance()
 
     @staticmethod
     def _view(order: Order, rules: MarketRules) -> OrderView:
