@@ -142,8 +142,17 @@ def fills(
     return out[:limit]
 
 
+def public_trades(market: Market):  # noqa: ANN201 - a QuerySet of Trade
+    """The market's trades on the book. Off-book trades (backstop and ADL transfers,
+    collateral sold to the insurance fund: exchange/engine/offbook.py) are in the two
+    accounts' fills but not on the public tape, nor in the last price, as they are not in
+    the klines: their maker is a system order, which never rests on the book (system
+    orders are IOC), so a maker with a systemOrderType marks an off-book trade."""
+    return Trade.objects.filter(market=market).filter(maker_order__system_order_type="")
+
+
 def recent_trades(symbol: str, limit: int = 100, offset: int = 0) -> list[dict]:
-    rows = Trade.objects.filter(market=_market(symbol)).order_by("-id")[offset : offset + limit]
+    rows = public_trades(_market(symbol)).order_by("-id")[offset : offset + limit]
     return [public_trade_json(t) for t in rows]
 
 
@@ -189,7 +198,7 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
         ).order_by("start")
     )
     last = (
-        Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+        public_trades(market).order_by("-id").values_list("price", flat=True).first()
     )
     if not rows:
         last_price = last if last is not None else Decimal(0)

@@ -226,8 +226,17 @@ def test_a_bankrupt_account_goes_to_the_backstop_then_adl_when_the_fund_cannot_p
     )
     assert fills(other_bear, fillType="AllLiquidation") == []
     assert len(fills(bull, fillType="AllLiquidation")) == 1
-    # Off-book: no trade of the backstop or ADL reaches the klines.
+    # Off-book: no trade of the backstop or ADL reaches the klines, the public trades or
+    # the ticker's last price.
     assert candles() == before
+    public = SignedClient.for_account(bull).get("/api/v1/trades", {"symbol": PERP}).json()
+    assert sorted((t["price"], t["quantity"]) for t in public) == [
+        ("150", "40"),
+        ("150", "40"),
+        ("151", "5"),
+    ]
+    ticker = SignedClient.for_account(bull).get("/api/v1/ticker", {"symbol": PERP}).json()
+    assert ticker["lastPrice"] == "151"
     invariants()
 
 
