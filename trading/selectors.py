@@ -197,9 +197,7 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
             market=market, interval="1m", start__gte=kl.bucket_start("1m", since)
         ).order_by("start")
     )
-    last = (
-        public_trades(market).order_by("-id").values_list("price", flat=True).first()
-    )
+    last = public_trades(market).order_by("-id").values_list("price", flat=True).first()
     if not rows:
         last_price = last if last is not None else Decimal(0)
         zero = dec(Decimal(0))
