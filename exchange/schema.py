@@ -454,6 +454,8 @@ BATCH_ERR = _operation(ERROR, "Err")
 # (method, path) -> the 200 body.
 BODIES = {
     ("get", "/api/v1/status"): obj({"status": STR}),
+    ("get", "/api/v1/wallets"): array(obj({"blockchain": STR, "address": STR})),
+    ("get", "/api/v1/securities"): {"type": "array", "maxItems": 0},  # none listed here
     ("get", "/api/v1/assets"): array(ASSET),
     ("get", "/api/v1/collateral"): array(COLLATERAL),
     ("get", "/api/v1/markets"): array(MARKET),
