@@ -14,7 +14,9 @@ hook (SPECTACULAR_SETTINGS) writes them into the generated schema:
   the shape (`additionalProperties: false`), decimals as decimal strings, optionals absent
   rather than null (the views drop nulls);
 * DELETE /api/v1/order(s) answer 200 with the cancelled order(s), not 204;
-* /api/v1/ping and /api/v1/time answer text/plain.
+* /api/v1/ping and /api/v1/time answer text/plain;
+* the query parameters of the public market-data paths (the markets' symbols listed when
+  the database can be read).
 
 tests/api/test_schemathesis.py checks every answer against it.
 """
@@ -509,6 +511,61 @@ TEXT = {
 }
 
 
+def _markets() -> dict:
+    """A market symbol: one of the database's markets (so that schemathesis asks about real
+    markets and gets answers to check), or any symbol when the database cannot say (the
+    schema generated without one, or while pytest collects)."""
+    from django.db import DatabaseError
+
+    from trading.models import Market
+
+    try:
+        symbols = sorted(Market.objects.values_list("symbol", flat=True))
+    except (DatabaseError, RuntimeError):  # RuntimeError: pytest-django blocks the database
+        symbols = []
+    if symbols:
+        return {"type": "string", "enum": symbols}
+    return {"type": "string", "pattern": "^[A-Z0-9_]+$", "example": "SOL_USDC"}
+
+
+def _query(markets: dict) -> dict[tuple[str, str], list[dict]]:
+    """The query parameters of the public market-data paths."""
+    from trading import klines
+    from trading.api import views
+    from trading.models import Market
+
+    def param(name: str, schema: dict, required: bool = False) -> dict:
+        return {"name": name, "in": "query", "required": required, "schema": schema}
+
+    symbol = param("symbol", markets, required=True)
+    limit = param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})
+    ticker = param("interval", {"type": "string", "enum": list(views.TICKER_INTERVALS)})
+    return {
+        ("get", "/api/v1/markets"): [
+            param("marketType", {"type": "string", "enum": list(Market.Type.values)})
+        ],
+        ("get", "/api/v1/market"): [symbol],
+        ("get", "/api/v1/ticker"): [symbol, ticker],
+        ("get", "/api/v1/tickers"): [ticker],
+        ("get", "/api/v1/depth"): [
+            symbol,
+            param("limit", {"type": "string", "enum": list(views.DEPTH_LIMITS)}),
+        ],
+        ("get", "/api/v1/trades"): [symbol, limit],
+        ("get", "/api/v1/trades/history"): [
+            symbol,
+            limit,
+            param("offset", {"type": "integer", "minimum": 0}),
+        ],
+        ("get", "/api/v1/klines"): [
+            symbol,
+            param("interval", {"type": "string", "enum": list(klines.INTERVALS)}, True),
+            param("startTime", {"type": "integer", "minimum": 0}, True),
+            param("priceType", {"type": "string", "enum": list(views.KLINE_PRICE_TYPES)}),
+        ],
+    }
+
+
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -525,10 +582,13 @@ def describe(result: dict, generator, request, public: bool) -> dict:  # noqa: A
         if type(view).__name__ == "NotImplementedView"  # trading/api/views.not_implemented
     }
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    query = _query(_markets())
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             key = (method, path)
             responses = operation["responses"]
+            if key in query:
+                operation["parameters"] = query[key]
             if key in offered_not:
                 responses = operation["responses"] = {}
                 responses["501"] = _error("NOT_IMPLEMENTED: not offered here")
