@@ -16,6 +16,7 @@ from accounts.errors import ExchangeError
 # The contract's MarketType.
 MARKET_TYPES = ("SPOT", "PERP", "IPERP", "DATED", "PREDICTION", "RFQ")
 SORT_DIRECTIONS = ("Asc", "Desc")
+INT64 = 2**63 - 1
 
 
 def bad(message: str) -> ExchangeError:
@@ -31,6 +32,8 @@ def text(params: Mapping, name: str, *, required: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise bad(f"{name} must be a string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):  # PostgreSQL refuses NUL
+        raise bad(f"{name} must not contain control characters")
     return value
 
 
@@ -55,6 +58,8 @@ def integer(
         number = int(str(value))
     except ValueError:
         raise bad(f"{name} must be an integer, not {value!r}") from None
+    if abs(number) > INT64:  # beyond every integer column and timestamp
+        raise bad(f"{name} is out of range")
     if (low is not None and number < low) or (high is not None and number > high):
         bounds = f"{low if low is not None else '-inf'} to {high if high is not None else 'inf'}"
         raise bad(f"{name} must be from {bounds}")

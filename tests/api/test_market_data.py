@@ -230,3 +230,14 @@ def test_wallets_list_the_exchanges_deposit_address_per_blockchain(client: Clien
         for chain in ("Bitcoin", "Ethereum", "Solana")
     ]
     assert all(w["address"] for w in wallets)
+
+
+def test_out_of_range_times_and_control_characters_are_refused_not_500(client: Client):
+    """Found by schemathesis on PostgreSQL: a start time past the year 9999, an integer
+    beyond 64 bits, and a NUL in a symbol (PostgreSQL refuses it) were 500s."""
+    klines = {"symbol": "SOL_USDC", "interval": "1m"}
+    refused(client.get("/api/v1/klines", {**klines, "startTime": 253_402_300_800}))
+    refused(client.get("/api/v1/klines", {**klines, "startTime": 0, "endTime": 10**22}))
+    refused(client.get("/api/v1/trades", {"symbol": "SOL\x00USDC"}))
+    refused(client.get("/api/v1/trades/history", {"symbol": "SOL_USDC", "offset": 2**63}))
+    assert client.get("/api/v1/klines", {**klines, "startTime": 0}).status_code == 200

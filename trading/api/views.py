@@ -34,6 +34,7 @@ from trading.klines import normalize_interval
 DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")
 TICKER_INTERVALS = ("1d", "1w")
 KLINE_PRICE_TYPES = ("Last", "Index", "Mark")
+LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z, the last a datetime holds
 MAX_CLIENT_ID = 2**32 - 1
 
 
@@ -129,9 +130,9 @@ class KlinesView(PublicView):
         interval = normalize_interval(raw_interval)
         if interval is None:
             raise bad(f"Unknown interval {raw_interval!r}")
-        # startTime and endTime are UTC seconds (not milliseconds).
-        start = integer(params, "startTime", required=True, low=0)
-        end = integer(params, "endTime", low=0)
+        # startTime and endTime are UTC seconds (not milliseconds), before the year 10000.
+        start = integer(params, "startTime", required=True, low=0, high=LAST_SECOND)
+        end = integer(params, "endTime", low=0, high=LAST_SECOND)
         price_type = choice(params, "priceType", KLINE_PRICE_TYPES, default="Last")
         if price_type != "Last":
             # Index and mark candles live in settlement (its price layer).
