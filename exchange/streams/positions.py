@@ -17,16 +17,19 @@ A channel-layer message cannot carry a Decimal, so a position update travels as 
 """
 
 import json
+import logging
 import time
 from decimal import Decimal
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 
 from accounts.api.serializers import dec
 from settlement import risk
 from settlement.models import Position
 from settlement.selectors import break_even_price, margin_functions, mark_prices, open_perp_orders
 
+log = logging.getLogger(__name__)
 ZERO = Decimal(0)
 WATCH_SECONDS = 3600
 NUMBERS = frozenset("bBfMmqQn")
@@ -45,14 +48,22 @@ def _key(account_id: int) -> str:
 
 
 def watch(account_id: int) -> None:
-    """An account subscribed to its positions (called by the WebSocket consumer)."""
-    cache.set(_key(account_id), 1, timeout=WATCH_SECONDS)
+    """An account subscribed to its positions (called by the WebSocket consumer). With the
+    cache unreachable the subscription still gets its snapshot; updates wait for it."""
+    try:
+        cache.set(_key(account_id), 1, timeout=WATCH_SECONDS)
+    except (RedisError, OSError) as exc:
+        log.warning("positionUpdate: the cache is unreachable (%s)", exc)
 
 
 def watched(account_ids: set[int]) -> set[int]:
     if not account_ids:
         return set()
-    found = cache.get_many([_key(a) for a in account_ids])
+    try:
+        found = cache.get_many([_key(a) for a in account_ids])
+    except (RedisError, OSError) as exc:
+        log.warning("positionUpdate: the cache is unreachable (%s)", exc)
+        return set()
     return {a for a in account_ids if _key(a) in found}
 
 
