@@ -99,13 +99,20 @@ def mark_prices() -> dict[str, Decimal]:
 
 def open_perp_orders(account: Account) -> dict[str, tuple[Decimal, Decimal]]:
     """(bid, ask) quantity still open per perp market (resting orders)."""
-    out: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    return open_perp_orders_of({account.pk}).get(account.pk, {})
+
+
+def open_perp_orders_of(account_ids: set[int]) -> dict[int, dict[str, tuple[Decimal, Decimal]]]:
+    """open_perp_orders of many accounts in one query: account -> its (bid, ask) per market."""
+    out: dict[int, dict[str, list[Decimal]]] = defaultdict(
+        lambda: defaultdict(lambda: [ZERO, ZERO])
+    )
     rows = Order.objects.filter(
-        account=account, status__in=RESTING, market__market_type=Market.Type.PERP
-    ).values_list("market_id", "side", "quantity", "executed_quantity")
-    for symbol, side, quantity, executed in rows:
-        out[symbol][0 if side == "Bid" else 1] += (quantity or ZERO) - executed
-    return {s: (b, a) for s, (b, a) in out.items()}
+        account_id__in=account_ids, status__in=RESTING, market__market_type=Market.Type.PERP
+    ).values_list("account_id", "market_id", "side", "quantity", "executed_quantity")
+    for account_id, symbol, side, quantity, executed in rows:
+        out[account_id][symbol][0 if side == "Bid" else 1] += (quantity or ZERO) - executed
+    return {a: {s: (b, k) for s, (b, k) in markets.items()} for a, markets in out.items()}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,12 @@ from redis.exceptions import RedisError
 from accounts.api.serializers import dec
 from settlement import risk
 from settlement.models import Position
-from settlement.selectors import break_even_price, margin_functions, mark_prices, open_perp_orders
+from settlement.selectors import (
+    break_even_price,
+    margin_functions,
+    mark_prices,
+    open_perp_orders_of,
+)
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -89,9 +94,10 @@ def figures(
     if not by_account:
         return {}
     marks = mark_prices()
+    open_orders = open_perp_orders_of(set(by_account))
     out = {}
     for account_id, held in by_account.items():
-        orders = open_perp_orders(account_id)  # filters on the account's key
+        orders = open_orders.get(account_id, {})
         inputs = []
         for p in held:
             imf, mmf = margin_functions(p.market)
