@@ -129,8 +129,18 @@ def deferred_writes() -> Iterator[None]:
     pending: list[str] = []
 
     def send_first(execute, sql, params, many, context):  # noqa: ANN001, ANN202
-        _send(pending)
-        return execute(sql, params, many, context)
+        if not pending or many:
+            _send(pending)
+            return execute(sql, params, many, context)
+        # The pending writes and this statement in one round trip; its rows are the last
+        # result set.
+        cursor = context["cursor"].cursor
+        sql = ";\n".join([*pending, cursor.mogrify(sql, params)])
+        pending.clear()
+        result = execute(sql, None, many, context)
+        while cursor.nextset():
+            pass
+        return result
 
     connection._deferred_writes = pending
     try:
@@ -165,35 +175,45 @@ def _arrays(model: type[models.Model], fields: Sequence[str], rows: list[Sequenc
     written here (psycopg's list adaptation costs more than the statement saves)."""
     types, params = [], []
     for name, column in zip(fields, zip(*rows, strict=True), strict=True):
-        db_type, element = _column_kind(model, name)
+        db_type, literal = _column_kind(model, name)
         types.append(f"%s::{db_type}[]")
-        params.append("{" + ",".join(map(element, column)) + "}")
+        params.append("{" + literal(column) + "}")
     return f"unnest({', '.join(types)})", params
 
 
 @cache
 def _column_kind(model: type[models.Model], name: str) -> tuple[str, Callable]:
-    """The column's type and how one value is written in an array literal."""
+    """The column's type and how its values are written as the inside of an array literal."""
     field = model._meta.pk if name == "pk" else model._meta.get_field(name)
     if field.is_relation:
         field = field.target_field
     kind = field.get_internal_type()
     if kind == "BooleanField":
-        return field.db_type(connection), _array_bool
+        return field.db_type(connection), _bools
     if kind in ("DecimalField", "FloatField") or kind.endswith(("IntegerField", "AutoField")):
-        return field.db_type(connection), _array_number
-    return field.db_type(connection), _array_text  # text, JSON text, dates and times
+        return field.db_type(connection), _numbers
+    return field.db_type(connection), _texts  # text, JSON text, dates and times
 
 
-def _array_number(value: object) -> str:
-    return "NULL" if value is None else str(value)
+def _numbers(column: tuple) -> str:
+    if None in column:
+        return ",".join("NULL" if v is None else str(v) for v in column)
+    return ",".join(map(str, column))
 
 
-def _array_bool(value: object) -> str:
-    return "NULL" if value is None else ("t" if value else "f")
+def _bools(column: tuple) -> str:
+    return ",".join("NULL" if v is None else ("t" if v else "f") for v in column)
 
 
-def _array_text(value: object) -> str:
+def _texts(column: tuple) -> str:
+    if None not in column and all(type(v) is str for v in column):
+        probe = "".join(column)
+        if "\\" not in probe and '"' not in probe:  # nothing to escape
+            return '"' + '","'.join(column) + '"'
+    return ",".join(map(_text, column))
+
+
+def _text(value: object) -> str:
     if value is None:
         return "NULL"
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -404,8 +404,9 @@ class EngineCore:
                 self.publish(batch)
         except Exception:
             log.exception("engine: batch committed, but the depth cache or streams failed")
-        for order_id, order in list(self.orders.items()):
-            if order.status in DONE:
+        for order_id in (*batch.new_orders, *batch.dirty):  # every order the batch changed
+            order = self.orders.get(order_id)
+            if order is not None and order.status in DONE:
                 del self.orders[order_id]
                 self.per_unit.pop(order_id, None)
         return results
@@ -903,7 +904,7 @@ class EngineCore:
 
     def _flush(self, batch: Batch) -> None:
         """Write what the batch did, as deferred writes: the ledger entries' ids are drawn
-        first, the writes go out together before the reconciliation's read and at the end
+        first, then every write goes out in one round trip with the reconciliation's read
         (a few round trips per batch, not a few per table)."""
         with deferred_writes():
             self._write(batch)
@@ -925,7 +926,6 @@ class EngineCore:
         if trades:  # ids from the table's identity (nothing reads them before commit)
             insert_rows(Trade, TRADE_FIELDS, map(row_reader(Trade, TRADE_FIELDS), trades))
             record_trades(trades)
-        self._reconcile(batch.touched)
         rows = []
         for symbol in batch.markets:
             mb = self.markets[symbol]
@@ -933,6 +933,8 @@ class EngineCore:
             last = None if last is None else mb.scale.ticks_to_price(last)
             rows.append((mb.book.sequence, mb.book.trade_id, last, symbol))
         update_rows(BookState, ("sequence", "trade_id", "last_price"), rows)
+        # Last: its read carries every write above in the same round trip.
+        self._reconcile(batch.touched)
 
     @staticmethod
     def _reconcile(touched: set[int]) -> None:
