@@ -15,7 +15,9 @@ answers after commit:
   process (the callers' loop shares the process, so the GIL, with it);
 - `--via channels`: the production worker, `manage.py runworker engine` as a process of its
   own, reached over Redis (REDIS_URL, default redis://127.0.0.1:6379/0; the run uses Redis
-  database 15 and a channel prefix of its own, so it meets no other process).
+  database 15 and a channel prefix of its own, so it meets no other process). acall sends
+  the calls of one turn of the loop as one message (the worker takes a message whole), so
+  the unbatched run sends each order in a message of its own instead.
 
 Runs the workload with ENGINE_BATCH_SIZE=1 (no batching: `--unbatched-orders`, by default a
 quarter of them) and with batching (500), and prints one JSON line: orders answered per
@@ -25,6 +27,7 @@ figure, not a test: timings on a shared machine are noisy.
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import random
@@ -93,10 +96,10 @@ def run(batch_size: int, orders: list, clients: int, accounts: list, via: str) -
     failures: Counter[str] = Counter()  # refusals other than INSUFFICIENT_FUNDS, by code
     answered = []
 
-    async def send(chunk: list) -> None:
+    async def send(chunk: list, call) -> None:  # noqa: ANN001
         for command in chunk:
             try:
-                result = (await client.acall([command]))[0]
+                result = (await call([command]))[0]
             except ExchangeError as exc:  # e.g. TIMEOUT: counted, not answered
                 failures[exc.code] += 1
                 continue
@@ -106,8 +109,17 @@ def run(batch_size: int, orders: list, clients: int, accounts: list, via: str) -
 
     async def clients_run() -> float:
         await _ready(client)  # the worker started and restored its books before timing
+        call = client.acall
+        if worker is not None and batch_size == 1:
+            # acall puts the calls of one turn of the loop in one message, which the worker
+            # takes whole: without batching, each order goes in a message of its own.
+            from channels import DEFAULT_CHANNEL_LAYER
+            from channels.layers import channel_layers
+
+            layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            call = functools.partial(client._call, layer)
         started = time.perf_counter()
-        await asyncio.gather(*(send(c) for c in chunks))
+        await asyncio.gather(*(send(c, call) for c in chunks))
         return time.perf_counter() - started
 
     try:
