@@ -17,15 +17,17 @@ layer. ASGI gives an application no way to send a Ping itself.
 
 import asyncio
 import json
+import logging
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts import signing
 from accounts.models import ApiKey
-from exchange.streams import browser, names, positions
+from exchange.streams import browser, fanout, names, positions
 from exchange.streams.hub import HUB
 from trading.models import Market
 
@@ -35,6 +37,9 @@ INVALID_REQUEST = 4000
 INVALID_SIGNATURE = 4001
 INVALID_STREAM = 4006
 MAX_STREAMS = 200  # per connection
+MAX_QUEUED_FRAMES = 10_000  # a socket this far behind is closed
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -43,20 +48,30 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-DELIVERIES = {"stream.message": "stream_message", "stream.account": "stream_account"}
-
-
 class StreamConsumer(AsyncJsonWebsocketConsumer):
+    """Updates reach the consumer from its process's fan-out (exchange/streams/fanout.py),
+    not on a channel of its own: they are queued here and sent in order by one task, held
+    while a request is handled (a request's answer comes before the updates it started)."""
+
+    channel_layer_alias = None  # no channel per socket: the process's fan-out has one
+
     async def connect(self) -> None:
+        layer = get_channel_layer()
         # Embedded default: the engine's publisher delivers on the loop consumers run on.
-        HUB.attach(asyncio.get_running_loop(), self.channel_layer)
+        HUB.attach(asyncio.get_running_loop(), layer)
+        self.fanout = fanout.local(layer)
         self.public: dict[str, str] = {}  # stream name -> group
         self.private: dict[str, tuple[names.Stream, int]] = {}  # stream name -> (, account)
+        self.frames: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.turn = asyncio.Lock()  # held by a request being handled, or a frame being sent
+        self.lagging = False
+        self.sender = asyncio.create_task(self._send_frames())
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.sender.cancel()
         for group in {*self.public.values(), *self._account_groups()}:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.fanout.leave(group, self)
         self.public.clear()
         self.private.clear()
 
@@ -71,6 +86,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         await self.receive_json(content)
 
     async def receive_json(self, content: object, **kwargs: object) -> None:
+        async with self.turn:
+            await self._answer(content)
+
+    async def _answer(self, content: object) -> None:
         request_id = content.get("id") if isinstance(content, dict) else None
         snapshots: list[str] = []
         try:
@@ -124,13 +143,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                         for data in await _positions(account, stream.symbol)
                     ]
                 if not any(a == account for _, a in self.private.values()):
-                    await self.channel_layer.group_add(
-                        names.account_group(account), self.channel_name
-                    )
+                    await self.fanout.join(names.account_group(account), self)
                 self.private[stream.name] = (stream, account)
             else:
                 group = names.group(stream.name)
-                await self.channel_layer.group_add(group, self.channel_name)
+                await self.fanout.join(group, self)
                 self.public[stream.name] = group
         return snapshots
 
@@ -150,12 +167,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         for name in params:
             group = self.public.pop(name, None)
             if group is not None:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await self.fanout.leave(group, self)
             entry = self.private.pop(name, None)
             if entry is not None and not any(a == entry[1] for _, a in self.private.values()):
-                await self.channel_layer.group_discard(
-                    names.account_group(entry[1]), self.channel_name
-                )
+                await self.fanout.leave(names.account_group(entry[1]), self)
 
     async def _error(self, request_id: object, code: int, message: str) -> None:
         await self.send_json({"id": request_id, "error": {"code": code, "message": message}})
@@ -165,30 +180,38 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     # ------------------------------------------------------------------ deliveries
 
-    async def dispatch(self, message: dict) -> None:
-        # Channels closes stale database connections (a hop to a thread) before every
-        # handler. Deliveries touch no database, and each event is one delivery per
-        # subscriber: with 1,000 subscribers that was 1,000 thread hops per event.
-        if message["type"] in DELIVERIES:
-            await getattr(self, DELIVERIES[message["type"]])(message)
-            return
-        await super().dispatch(message)
+    def deliver(self, stream: str, text: str) -> None:
+        """A public stream's update, as JSON text (from the fan-out)."""
+        if stream in self.public:
+            self._queue(stream, text)
 
-    async def stream_message(self, event: dict) -> None:
-        """A public stream's update (group `names.group(stream)`)."""
-        if event["stream"] in self.public:  # not one queued before an unsubscribe
-            await self.send_json({"stream": event["stream"], "data": event["data"]})
-
-    async def stream_account(self, event: dict) -> None:
+    def deliver_account(self, event: dict) -> None:
         """A private update of one account: every matching subscribed stream gets it."""
-        for name, (stream, account) in list(self.private.items()):
+        for name, (stream, account) in self.private.items():
             if account == event["account"] and names.matches_private(
                 stream, event["kind"], event["symbol"]
             ):
                 if "raw" in event:  # JSON text already (a position update's numbers)
-                    await self.send(text_data=positions.frame(name, event["raw"]))
+                    self._queue(name, positions.frame(name, event["raw"]))
                 else:
-                    await self.send_json({"stream": name, "data": event["data"]})
+                    self._queue(name, json.dumps({"stream": name, "data": event["data"]}))
+
+    def _queue(self, stream: str, text: str) -> None:
+        if self.frames.qsize() < MAX_QUEUED_FRAMES:
+            self.frames.put_nowait((stream, text))
+        elif not self.lagging:
+            self.lagging = True
+            log.warning("streams: a socket fell %d frames behind; closing it", MAX_QUEUED_FRAMES)
+            self.sender.cancel()
+            asyncio.get_running_loop().create_task(self.close())
+
+    async def _send_frames(self) -> None:
+        while True:
+            stream, text = await self.frames.get()
+            async with self.turn:
+                # not one queued before an unsubscribe
+                if stream in self.public or stream in self.private:
+                    await self.send(text_data=text)
 
 
 @database_sync_to_async

@@ -2,7 +2,8 @@
 
 Public streams (`depth.SOL_USDC`, `kline.1m.SOL_USDC`, ...) map one to one onto a group.
 Private streams (`account.orderUpdate[.<symbol>]`) travel in one group per account; the
-consumer hands each message to the account's subscribed streams it matches.
+consumer hands each message to the account's subscribed streams it matches. A web process
+is one member of a group however many of its sockets subscribed (exchange/streams/fanout.py).
 """
 
 import hashlib

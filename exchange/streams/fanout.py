@@ -1,0 +1,124 @@
+"""One channel-layer receiver per web process, fanning stream updates out to its sockets.
+
+Each event is one channel-layer message per process, not one per subscriber: the process's
+`Fanout` (one per event loop) holds a single channel, member of each group that one of its
+local sockets needs (a public stream's group, an account's group), and hands every message
+it receives to the local consumers of that group in the order it received them. The first
+local subscriber of a group adds the channel to it, the last to leave discards it; with no
+group left the receiver stops. A public update is encoded once for all its subscribers.
+
+Memberships are refreshed every REFRESH_SECONDS: a channel layer forgets a group member
+after its group expiry (a day by default), and a Redis server restarted empty forgets all.
+"""
+
+import asyncio
+import json
+import logging
+import weakref
+from typing import Protocol
+
+from exchange.streams import names
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 600.0
+RETRY_SECONDS = 1.0
+
+
+class Subscriber(Protocol):
+    def deliver(self, stream: str, text: str) -> None: ...
+
+    def deliver_account(self, event: dict) -> None: ...
+
+
+class Fanout:
+    def __init__(self, layer) -> None:  # noqa: ANN001
+        self.layer = layer
+        self.members: dict[str, set[Subscriber]] = {}  # group -> local subscribers
+        self.channel: str | None = None
+        self._lock = asyncio.Lock()  # group membership changes, one at a time
+        self._tasks: list[asyncio.Task] = []
+
+    async def join(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            members = self.members.get(group)
+            if members is None:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel()
+                    self._tasks = [
+                        asyncio.create_task(self._receive(self.channel)),
+                        asyncio.create_task(self._refresh(self.channel)),
+                    ]
+                await self.layer.group_add(group, self.channel)
+                members = self.members[group] = set()
+            members.add(subscriber)
+
+    async def leave(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            members = self.members.get(group)
+            if members is None or subscriber not in members:
+                return
+            members.discard(subscriber)
+            if members:
+                return
+            del self.members[group]
+            channel = self.channel
+            if not self.members:  # nobody left: stop receiving
+                for task in self._tasks:
+                    task.cancel()
+                self._tasks, self.channel = [], None
+            try:
+                await self.layer.group_discard(group, channel)
+            except Exception:  # noqa: BLE001 - the membership expires by itself
+                log.exception("streams: could not leave group %s", group)
+
+    async def _receive(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the layer's server may be back soon
+                log.exception("streams: receiving stream updates failed; retrying")
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
+                self._hand_out(message)
+            except Exception:  # noqa: BLE001 - one bad message must not stop delivery
+                log.exception("streams: could not hand out %s", message.get("type"))
+
+    def _hand_out(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "stream.message":
+            stream = message["stream"]
+            members = self.members.get(names.group(stream))
+            if members:
+                text = json.dumps({"stream": stream, "data": message["data"]})
+                for subscriber in members:
+                    subscriber.deliver(stream, text)
+        elif kind == "stream.account":
+            for subscriber in self.members.get(names.account_group(message["account"]), ()):
+                subscriber.deliver_account(message)
+
+    async def _refresh(self, channel: str) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, channel)
+                except Exception:  # noqa: BLE001
+                    log.exception("streams: could not refresh group %s", group)
+
+
+_BY_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def local(layer) -> Fanout:  # noqa: ANN001
+    """The running loop's fan-out over this layer (a new one if the layer changed)."""
+    loop = asyncio.get_running_loop()
+    fanout = _BY_LOOP.get(loop)
+    if fanout is None or fanout.layer is not layer:
+        fanout = _BY_LOOP[loop] = Fanout(layer)
+    return fanout
