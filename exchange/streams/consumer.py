@@ -206,12 +206,13 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             asyncio.get_running_loop().create_task(self.close())
 
     async def _send_frames(self) -> None:
+        send = self.scope.get("streams.send", self.base_send)  # see exchange/asgi.py
         while True:
             stream, text = await self.frames.get()
             async with self.turn:
                 # not one queued before an unsubscribe
                 if stream in self.public or stream in self.private:
-                    await self.send(text_data=text)
+                    await send({"type": "websocket.send", "text": text})
 
 
 @database_sync_to_async
