@@ -16,6 +16,7 @@ layer. ASGI gives an application no way to send a Ping itself.
 """
 
 import asyncio
+import collections
 import json
 import logging
 import time
@@ -62,7 +63,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.fanout = fanout.local(layer)
         self.public: dict[str, str] = {}  # stream name -> group
         self.private: dict[str, tuple[names.Stream, int]] = {}  # stream name -> (, account)
-        self.frames: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.frames: collections.deque[tuple[str, str]] = collections.deque()  # (stream, text)
+        self.queued = asyncio.Event()
         self.turn = asyncio.Lock()  # held by a request being handled, or a frame being sent
         self.lagging = False
         self.sender = asyncio.create_task(self._send_frames())
@@ -197,8 +199,9 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                     self._queue(name, json.dumps({"stream": name, "data": event["data"]}))
 
     def _queue(self, stream: str, text: str) -> None:
-        if self.frames.qsize() < MAX_QUEUED_FRAMES:
-            self.frames.put_nowait((stream, text))
+        if len(self.frames) < MAX_QUEUED_FRAMES:
+            self.frames.append((stream, text))
+            self.queued.set()
         elif not self.lagging:
             self.lagging = True
             log.warning("streams: a socket fell %d frames behind; closing it", MAX_QUEUED_FRAMES)
@@ -207,12 +210,16 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_frames(self) -> None:
         send = self.scope.get("streams.send", self.base_send)  # see exchange/asgi.py
+        frames = self.frames
         while True:
-            stream, text = await self.frames.get()
-            async with self.turn:
-                # not one queued before an unsubscribe
-                if stream in self.public or stream in self.private:
-                    await send({"type": "websocket.send", "text": text})
+            await self.queued.wait()
+            self.queued.clear()
+            async with self.turn:  # all that is queued, in one turn
+                while frames:
+                    stream, text = frames.popleft()
+                    # not one queued before an unsubscribe
+                    if stream in self.public or stream in self.private:
+                        await send({"type": "websocket.send", "text": text})
 
 
 @database_sync_to_async
