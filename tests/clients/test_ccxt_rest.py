@@ -2,6 +2,8 @@
 database): market data, balances, capital and the order lifecycle, as a ccxt user calls
 them. Endpoints the server does not offer yet are strict xfails."""
 
+from decimal import Decimal
+
 import ccxt
 import pytest
 
@@ -163,7 +165,11 @@ def test_positions_funding_open_interest_and_mark_prices(exchange_url):
     def long_two(positions: list) -> bool:
         [p] = [p for p in positions if p["symbol"] == SOL_PERP]
         # ccxt leaves contracts and entryPrice as strings here (its parse_position).
-        return p["side"] == "long" and float(p["contracts"]) == 2 and float(p["entryPrice"]) == 100
+        return (
+            p["side"] == "long"
+            and Decimal(str(p["contracts"])) == 2
+            and Decimal(str(p["entryPrice"])) == 100
+        )
 
     check("fetch_positions", alice.fetch_positions, long_two)  # GET /api/v1/position
     check(

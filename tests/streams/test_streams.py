@@ -4,6 +4,7 @@ read off the endpoint exactly as a client (ccxt pro) sees them."""
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -203,7 +204,7 @@ def test_aggregated_depth_merges_the_window_with_first_u_and_last_u():
             assert frames[0]["U"] == 1
             assert all(b["U"] == a["u"] + 1 for a, b in zip(frames, frames[1:], strict=False))
             levels = [level for f in frames for level in f["b"]]
-            assert levels == sorted(levels, key=lambda lv: float(lv[0])) or len(frames) == 2
+            assert levels == sorted(levels, key=lambda lv: Decimal(lv[0])) or len(frames) == 2
             assert {tuple(level) for level in levels} == {("98", "1"), ("99", "1"), ("100", "1")}
 
     run(scenario)
