@@ -87,6 +87,7 @@ from trading.engine.orders import (
     Side,
     TimeInForce,
     TriggerBy,
+    TriggerOrder,
 )
 from trading.engine.recovery import order_from_view, trigger_from_view
 from trading.engine.reduce_only import ReduceOnlyMixin
@@ -196,6 +197,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             if reason is not None:
                 self._seq += 1
                 return [OrderRejected.of(self._seq, oid, account, cid, reason, False)]
+        assert price is not None and qty is not None  # _check: a limit has both
         self._seq = seq = self._seq + 1
         accepted = OrderAccepted()  # events: built slot by slot, see trading.engine.events
         accepted.seq = seq
@@ -299,11 +301,12 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self, account: int, order_id: int | None = None, client_id: int | None = None
     ) -> list[Event]:
         """Cancel one open order (resting or trigger) by id or by clientId."""
-        order = self._orders.pop(order_id, None)
+        order = None if order_id is None else self._orders.pop(order_id, None)
         if order is not None and (order.account != account or client_id is not None):
-            self._orders[order_id] = order  # not for the fast path: put back
+            self._orders[order.id] = order  # not for the fast path: put back
         elif order is not None:
             # fast path: a resting order by id (the inlined _cancel_resting)
+            order_id = order.id  # the same id (narrowed for the type checker)
             order.live = False
             level = order.level
             level.total -= order.remaining
@@ -590,7 +593,11 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 return reason
         if is_limit and (triggered or cmd.trigger_price is None):
             last = self._last
-            if last is not None and not self._band_low <= price <= self._band_high:
+            if (
+                last is not None
+                and price is not None  # (checked above: a limit has a price)
+                and not self._band_low <= price <= self._band_high
+            ):
                 return RejectReason.PRICE_OUT_OF_BOUNDS
         return None
 
@@ -677,7 +684,12 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         opp = self._asks if is_bid else self._bids
         best = opp.best_key()
         is_limit = cmd.order_type == _LIMIT_TYPE
-        own_key = (order.price if is_bid else -order.price) if is_limit else BIG
+        if is_limit:
+            price = order.price
+            assert price is not None  # _check: a limit has a price
+            own_key = price if is_bid else -price
+        else:
+            own_key = BIG
         tif = cmd.time_in_force
         if cmd.post_only:
             if best <= own_key:
@@ -1094,6 +1106,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         if order.id in self._orders:
             self._cancel_resting(order, reason, events)
         else:
+            assert isinstance(order, TriggerOrder)  # not resting: a pending trigger
             self._triggers.discard(order)
             order.live = False
             self._unregister(order)
@@ -1153,5 +1166,5 @@ def _state_reason(state: OrderBookState, is_limit: bool, post_only: bool) -> Rej
     return None
 
 
-def _tif_reason(tif: TimeInForce) -> ExpiryReason:
+def _tif_reason(tif: TimeInForce | str) -> ExpiryReason:
     return ExpiryReason.FILL_OR_KILL if tif == _FOK else ExpiryReason.IMMEDIATE_OR_CANCEL

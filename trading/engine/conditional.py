@@ -8,8 +8,11 @@ the book's trigger store (``_triggers``), reference prices (``_last``,
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from trading.engine.events import Event, OrderModified, OrderTriggered, TriggerPlaced
 from trading.engine.orders import (
+    ExpiryReason,
     Order,
     OrderBookState,
     OrderType,
@@ -27,6 +30,7 @@ SL_BIT, TP_BIT = 1, 2  # Order.spawned: which attached children were created
 _SL_BIT, _TP_BIT = SL_BIT, TP_BIT
 
 
+@trait  # (for mypyc: a mixin of a compiled class; a no-op interpreted)
 class ConditionalMixin:
     """Needs the book's ``_submit``, ``_cancel_any``, ``_register``, ``_unregister``."""
 
@@ -39,7 +43,22 @@ class ConditionalMixin:
     _index: int | None
     _seq: int
 
-    def _reference(self, by: TriggerBy) -> int | None:
+    # the book's
+    def _submit(
+        self, cmd: PlaceOrder, events: list[Event], triggered: bool, quantity: int | None
+    ) -> None:
+        raise NotImplementedError
+
+    def _cancel_any(self, order: Order, reason: ExpiryReason | None, events: list[Event]) -> None:
+        raise NotImplementedError
+
+    def _register(self, order: Order) -> None:
+        raise NotImplementedError
+
+    def _unregister(self, order: Order) -> None:
+        raise NotImplementedError
+
+    def _reference(self, by: TriggerBy | str) -> int | None:
         if by == TriggerBy.LAST_PRICE:
             return self._last
         if by == TriggerBy.MARK_PRICE:
@@ -155,6 +174,7 @@ class ConditionalMixin:
                 continue
             child = store.by_id.get(child_id)
             if child is not None and getattr(child, "parent_id", None) == parent.id:
+                assert child.quantity is not None  # children are sized in lots
                 child.quantity += lots
                 child.remaining += lots
                 self._seq += 1

@@ -26,7 +26,7 @@ An accepted order without an ``OrderDone`` is resting in the book.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from trading.engine.orders import (
     ExpiryReason,
@@ -46,11 +46,14 @@ class _Event:
     """Base of the event kinds (see the module docstring)."""
 
     __slots__ = ()
+    # the field names in declaration order: the kinds' __slots__, which a class
+    # compiled by mypyc does not keep
+    FIELDS: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def of(cls, *values: Any) -> Any:
         """An event from all its field values, in declaration order."""
-        names = cls.__slots__
+        names = cls.FIELDS
         if len(values) != len(names):
             raise TypeError(f"{cls.__name__} takes {len(names)} values, got {len(values)}")
         event = cls()
@@ -59,7 +62,8 @@ class _Event:
         return event
 
     def fields(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        names = self.FIELDS
+        return tuple(getattr(self, name) for name in names)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.fields() == other.fields()  # type: ignore[attr-defined]
@@ -67,7 +71,8 @@ class _Event:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        values = ", ".join(f"{n}={getattr(self, n, None)!r}" for n in self.__slots__)
+        names = self.FIELDS
+        values = ", ".join(f"{n}={getattr(self, n, None)!r}" for n in names)
         return f"{type(self).__name__}({values})"
 
 
@@ -76,7 +81,8 @@ class OrderAccepted(_Event):
     ``quantity`` the effective quantity (a reduce-only order's is clamped to
     the position; None for a market order by quote quantity)."""
 
-    __slots__ = ("seq", "command", "quantity")
+    FIELDS = ("seq", "command", "quantity")
+    __slots__ = FIELDS
 
     seq: int
     command: PlaceOrder
@@ -95,11 +101,11 @@ class OrderAccepted(_Event):
         return self.command.client_id
 
     @property
-    def side(self) -> Side:
+    def side(self) -> Side | str:
         return self.command.side
 
     @property
-    def order_type(self) -> OrderType:
+    def order_type(self) -> OrderType | str:
         return self.command.order_type
 
     @property
@@ -111,7 +117,7 @@ class OrderAccepted(_Event):
         return self.command.quote_quantity
 
     @property
-    def time_in_force(self) -> TimeInForce:
+    def time_in_force(self) -> TimeInForce | str:
         return self.command.time_in_force
 
     @property
@@ -123,7 +129,7 @@ class OrderAccepted(_Event):
         return self.command.reduce_only
 
     @property
-    def self_trade_prevention(self) -> SelfTradePrevention:
+    def self_trade_prevention(self) -> SelfTradePrevention | str:
         return self.command.self_trade_prevention
 
     @property
@@ -132,7 +138,8 @@ class OrderAccepted(_Event):
 
 
 class OrderRejected(_Event):
-    __slots__ = ("seq", "order_id", "account", "client_id", "reason", "triggered")
+    FIELDS = ("seq", "order_id", "account", "client_id", "reason", "triggered")
+    __slots__ = FIELDS
 
     seq: int
     order_id: int | None
@@ -143,7 +150,7 @@ class OrderRejected(_Event):
 
 
 class Fill(_Event):
-    __slots__ = (
+    FIELDS = (
         "seq",
         "trade_id",
         "price",
@@ -160,6 +167,7 @@ class Fill(_Event):
         "maker_reduce_only",
         "taker_reduce_only",
     )
+    __slots__ = FIELDS
 
     seq: int
     trade_id: int
@@ -187,7 +195,7 @@ class Fill(_Event):
 
 
 class OrderDone(_Event):
-    __slots__ = (
+    FIELDS = (
         "seq",
         "order_id",
         "account",
@@ -198,6 +206,7 @@ class OrderDone(_Event):
         "executed_quote",
         "remaining",
     )
+    __slots__ = FIELDS
 
     seq: int
     order_id: int
@@ -211,7 +220,16 @@ class OrderDone(_Event):
 
 
 class OrderModified(_Event):
-    __slots__ = ("seq", "order_id", "account", "client_id", "quantity", "remaining", "reason")
+    FIELDS = (
+        "seq",
+        "order_id",
+        "account",
+        "client_id",
+        "quantity",
+        "remaining",
+        "reason",
+    )
+    __slots__ = FIELDS
 
     seq: int
     order_id: int
@@ -223,7 +241,7 @@ class OrderModified(_Event):
 
 
 class TriggerPlaced(_Event):
-    __slots__ = (
+    FIELDS = (
         "seq",
         "order_id",
         "account",
@@ -240,18 +258,19 @@ class TriggerPlaced(_Event):
         "parent_id",
         "sibling_id",
     )
+    __slots__ = FIELDS
 
     seq: int
     order_id: int
     account: int
     client_id: int | None
-    side: Side
-    order_type: OrderType
+    side: Side | str  # enum fields: as the command holds them (see PlaceOrder)
+    order_type: OrderType | str
     price: int | None
     quantity: int | None
     quote_quantity: int | None
     trigger_price: int
-    trigger_by: TriggerBy
+    trigger_by: TriggerBy | str
     direction: TriggerDirection
     reduce_only: bool
     parent_id: int | None  # set for stop-loss / take-profit children
@@ -259,7 +278,7 @@ class TriggerPlaced(_Event):
 
 
 class OrderTriggered(_Event):
-    __slots__ = (
+    FIELDS = (
         "seq",
         "order_id",
         "account",
@@ -268,18 +287,20 @@ class OrderTriggered(_Event):
         "trigger_price",
         "reference_price",
     )
+    __slots__ = FIELDS
 
     seq: int
     order_id: int
     account: int
     client_id: int | None
-    trigger_by: TriggerBy
+    trigger_by: TriggerBy | str
     trigger_price: int
     reference_price: int
 
 
 class CancelRejected(_Event):
-    __slots__ = ("seq", "account", "order_id", "client_id", "reason")
+    FIELDS = ("seq", "account", "order_id", "client_id", "reason")
+    __slots__ = FIELDS
 
     seq: int
     account: int

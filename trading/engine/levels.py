@@ -54,6 +54,7 @@ class BookSide:
     def append(self, order: Order) -> None:
         """Queue a live order at the back of its price level."""
         price = order.price
+        assert price is not None  # a resting order has a price
         key = -price if self.is_bid else price
         level = self.levels.get(key)
         if level is None:

@@ -12,6 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Self
 
+from mypy_extensions import mypyc_attr
+
 from trading.engine.ticks import Scale, ratio
 
 if TYPE_CHECKING:
@@ -126,9 +128,15 @@ class Attached:
     trigger_by: TriggerBy = TriggerBy.LAST_PRICE
 
 
+@mypyc_attr(native_class=False)  # a plain Python class even when compiled: see below
 @dataclass(slots=True)
 class PlaceOrder:
     """Command: place one order. Ids are assigned by the caller.
+
+    Enum fields may hold their plain string values (a command built from stored
+    data): the book accepts the valid ones and rejects the rest as InvalidOrder,
+    so the fields are not type-checked on assignment, as they would be on a
+    class compiled by mypyc.
 
     Exactly one of ``quantity`` / ``quote_quantity`` (market orders only) is
     given. ``stop_loss_order_id`` / ``take_profit_order_id`` are the ids the
@@ -137,18 +145,18 @@ class PlaceOrder:
 
     order_id: int
     account: int
-    side: Side
-    order_type: OrderType = OrderType.LIMIT
+    side: Side | str
+    order_type: OrderType | str = OrderType.LIMIT
     price: int | None = None
     quantity: int | None = None
     quote_quantity: int | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
+    time_in_force: TimeInForce | str = TimeInForce.GTC
     post_only: bool = False
     reduce_only: bool = False
     client_id: int | None = None
-    self_trade_prevention: SelfTradePrevention = SelfTradePrevention.REJECT_TAKER
+    self_trade_prevention: SelfTradePrevention | str = SelfTradePrevention.REJECT_TAKER
     trigger_price: int | None = None
-    trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    trigger_by: TriggerBy | str = TriggerBy.LAST_PRICE
     stop_loss: Attached | None = None
     take_profit: Attached | None = None
     stop_loss_order_id: int | None = None

@@ -12,10 +12,13 @@ shrunk newest-first so that their total never exceeds |position|.
 
 from __future__ import annotations
 
+from mypy_extensions import trait
+
 from trading.engine.events import Event, OrderModified
 from trading.engine.orders import ExpiryReason, Order
 
 
+@trait  # (for mypyc: a mixin of a compiled class; a no-op interpreted)
 class ReduceOnlyMixin:
     """Needs the book's ``_cancel_resting``."""
 
@@ -23,6 +26,11 @@ class ReduceOnlyMixin:
     _ro: dict[int, tuple[dict[int, Order], dict[int, Order]]]
     _touched: set[int]
     _seq: int
+
+    def _cancel_resting(
+        self, order: Order, reason: ExpiryReason | None, events: list[Event]
+    ) -> None:
+        raise NotImplementedError  # the book's
 
     def _after_sweep(self, order: Order, events: list[Event]) -> None:
         """Enforce reduce-only limits on every account whose position moved."""
@@ -73,6 +81,7 @@ class ReduceOnlyMixin:
                     excess = 0
 
     def _shrink(self, order: Order, lots: int, events: list[Event]) -> None:
+        assert order.quantity is not None  # a resting reduce-only order is a limit
         order.level.total -= lots
         order.remaining -= lots
         order.quantity -= lots

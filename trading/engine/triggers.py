@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from trading.engine.orders import TriggerBy, TriggerDirection, TriggerOrder
 
@@ -19,7 +19,7 @@ class TriggerStore:
 
     def __init__(self) -> None:
         self.by_id: dict[int, TriggerOrder] = {}
-        self._index: dict[tuple[TriggerBy, TriggerDirection], SortedList] = {
+        self._index: dict[tuple[TriggerBy | str, TriggerDirection], SortedList] = {
             (by, direction): SortedList() for by in TriggerBy for direction in TriggerDirection
         }
         self._arrival = 0
@@ -62,4 +62,6 @@ class TriggerStore:
 
 
 def _entry(order: TriggerOrder) -> tuple[int, int, int]:
-    return (order.cmd.trigger_price, order.arrival, order.id)
+    price = order.cmd.trigger_price
+    assert price is not None  # a trigger order has a trigger price
+    return (price, order.arrival, order.id)

@@ -27,8 +27,8 @@ class OrderView:
 
     order_id: int
     account: int
-    side: Side
-    order_type: OrderType
+    side: Side | str  # enum fields: as the command holds them (see PlaceOrder)
+    order_type: OrderType | str
     price: int | None
     quantity: int | None
     remaining: int
@@ -37,13 +37,13 @@ class OrderView:
     status: OrderStatus
     quote_quantity: int | None = None
     client_id: int | None = None
-    time_in_force: TimeInForce = TimeInForce.GTC
+    time_in_force: TimeInForce | str = TimeInForce.GTC
     post_only: bool = False
     reduce_only: bool = False
-    self_trade_prevention: SelfTradePrevention = SelfTradePrevention.REJECT_TAKER
+    self_trade_prevention: SelfTradePrevention | str = SelfTradePrevention.REJECT_TAKER
     created_at: int | None = None
     trigger_price: int | None = None
-    trigger_by: TriggerBy = TriggerBy.LAST_PRICE
+    trigger_by: TriggerBy | str = TriggerBy.LAST_PRICE
     trigger_direction: TriggerDirection | None = None
     parent_id: int | None = None
     sibling_id: int | None = None
