@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from heapq import heappop, heappush
+from typing import Any, Final
 
 from trading.engine.conditional import SL_BIT, TP_BIT, ConditionalMixin
 from trading.engine.events import (
@@ -94,31 +95,40 @@ from trading.engine.reduce_only import ReduceOnlyMixin
 from trading.engine.triggers import TriggerStore
 from trading.engine.views import Depth, OrderView
 
-BIG = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
-_NO_BOUND = 1 << 128  # band bound when there is no band
+# Module constants are Final: a class compiled by mypyc reads them as C statics
+# rather than looking them up in the module's dict.
+BIG: Final = 1 << 62  # "no limit" key and the lot budget of quote-only market orders
+_NO_BOUND: Final = 1 << 128  # band bound when there is no band
 
 # why a sweep stopped
-_DONE, _LIMIT, _EMPTY, _STP, _BUDGET = range(5)
+_DONE: Final = 0
+_LIMIT: Final = 1
+_EMPTY: Final = 2
+_STP: Final = 3
+_BUDGET: Final = 4
 
-_BID, _ASK = Side.BID, Side.ASK
-_LIMIT_TYPE, _MARKET_TYPE = OrderType.LIMIT, OrderType.MARKET
-_GTC, _IOC, _FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
-_LAST_PRICE = TriggerBy.LAST_PRICE
-_FILLED, _CANCELLED, _EXPIRED = (
-    OrderStatus.FILLED,
-    OrderStatus.CANCELLED,
-    OrderStatus.EXPIRED,
-)
-_ALLOW = SelfTradePrevention.ALLOW
-_REJECT_TAKER = SelfTradePrevention.REJECT_TAKER
-_REJECT_MAKER = SelfTradePrevention.REJECT_MAKER
-_OPEN = OrderBookState.OPEN
-_SL_BIT, _TP_BIT = SL_BIT, TP_BIT
-_SIDES = frozenset(Side)
-_TYPES = frozenset(OrderType)
-_TIFS = frozenset(TimeInForce)
-_STPS = frozenset(SelfTradePrevention)
-_TRIGGER_BYS = frozenset(TriggerBy)
+_BID: Final = Side.BID
+_ASK: Final = Side.ASK
+_LIMIT_TYPE: Final = OrderType.LIMIT
+_MARKET_TYPE: Final = OrderType.MARKET
+_GTC: Final = TimeInForce.GTC
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_LAST_PRICE: Final = TriggerBy.LAST_PRICE
+_FILLED: Final = OrderStatus.FILLED
+_CANCELLED: Final = OrderStatus.CANCELLED
+_EXPIRED: Final = OrderStatus.EXPIRED
+_ALLOW: Final = SelfTradePrevention.ALLOW
+_REJECT_TAKER: Final = SelfTradePrevention.REJECT_TAKER
+_REJECT_MAKER: Final = SelfTradePrevention.REJECT_MAKER
+_OPEN: Final = OrderBookState.OPEN
+_SL_BIT: Final = SL_BIT
+_TP_BIT: Final = TP_BIT
+_SIDES: Final = frozenset(Side)
+_TYPES: Final = frozenset(OrderType)
+_TIFS: Final = frozenset(TimeInForce)
+_STPS: Final = frozenset(SelfTradePrevention)
+_TRIGGER_BYS: Final = frozenset(TriggerBy)
 
 
 class OrderBook(ReduceOnlyMixin, ConditionalMixin):
@@ -177,8 +187,10 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             or self._state is not _OPEN
         ):
             return self._place_general(cmd)
-        oid = cmd.order_id
-        account = cmd.account
+        # ids as Any: one Python int each for the dict operations below (compiled
+        # by mypyc, an int-typed local is unboxed and boxed again at every use)
+        oid: Any = cmd.order_id
+        account: Any = cmd.account
         cid = cmd.client_id
         price = cmd.price
         qty = cmd.quantity
@@ -301,29 +313,30 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self, account: int, order_id: int | None = None, client_id: int | None = None
     ) -> list[Event]:
         """Cancel one open order (resting or trigger) by id or by clientId."""
-        order = None if order_id is None else self._orders.pop(order_id, None)
-        if order is not None and (order.account != account or client_id is not None):
-            self._orders[order.id] = order  # not for the fast path: put back
-        elif order is not None:
+        orders = self._orders
+        oid: Any = order_id  # the caller's int, used as is (see place)
+        order = orders.get(oid)
+        if order is not None and order.account == account and client_id is None:
             # fast path: a resting order by id (the inlined _cancel_resting)
-            order_id = order.id  # the same id (narrowed for the type checker)
+            del orders[oid]
+            acct: Any = order.account
             order.live = False
             level = order.level
             level.total -= order.remaining
             if not level.total:
                 (self._bids if order.is_bid else self._asks).drop_if_empty(level)
-            mine = self._by_account[account]
-            del mine[order_id]
+            mine = self._by_account[acct]
+            del mine[oid]
             if not mine:
-                del self._by_account[account]
+                del self._by_account[acct]
             cid = order.client_id
             if cid is not None:
-                del self._client_ids[(account, cid)]
+                del self._client_ids[(acct, cid)]
             if order.reduce_only:
                 self._forget_reduce_only(order)
             done = OrderDone()
             done.seq = self._seq = self._seq + 1
-            done.order_id = order_id
+            done.order_id = oid
             done.account = account
             done.client_id = cid
             done.status = _CANCELLED
@@ -756,7 +769,6 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         orders = self._orders
         by_account = self._by_account
         client_ids = self._client_ids
-        append = events.append
         taker_id = taker.id
         account = taker.account
         cid = taker.client_id
@@ -801,7 +813,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 fill.maker_client_id = maker_cid = maker.client_id
                 fill.taker_client_id = cid
                 fill.maker_reduce_only = fill.taker_reduce_only = False
-                append(fill)
+                events.append(fill)
                 left = maker.remaining
                 if remaining < left:  # the taker is done, the maker stays
                     value = remaining * price
@@ -845,7 +857,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 done.executed_quantity = executed
                 done.executed_quote = executed_quote
                 done.remaining = 0
-                append(done)
+                events.append(done)
                 if not remaining:
                     break
             level.total = total

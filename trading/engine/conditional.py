@@ -8,6 +8,8 @@ the book's trigger store (``_triggers``), reference prices (``_last``,
 
 from __future__ import annotations
 
+from typing import Final
+
 from mypy_extensions import trait
 
 from trading.engine.events import Event, OrderModified, OrderTriggered, TriggerPlaced
@@ -24,10 +26,14 @@ from trading.engine.orders import (
 )
 from trading.engine.triggers import TriggerStore
 
-_BID, _ASK = Side.BID, Side.ASK
-_LIMIT_TYPE, _MARKET_TYPE = OrderType.LIMIT, OrderType.MARKET
-SL_BIT, TP_BIT = 1, 2  # Order.spawned: which attached children were created
-_SL_BIT, _TP_BIT = SL_BIT, TP_BIT
+_BID: Final = Side.BID
+_ASK: Final = Side.ASK
+_LIMIT_TYPE: Final = OrderType.LIMIT
+_MARKET_TYPE: Final = OrderType.MARKET
+SL_BIT: Final = 1  # Order.spawned: which attached children were created
+TP_BIT: Final = 2
+_SL_BIT: Final = SL_BIT
+_TP_BIT: Final = TP_BIT
 
 
 @trait  # (for mypyc: a mixin of a compiled class; a no-op interpreted)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from trading.engine.orders import (
     ExpiryReason,
     OrderStatus,
@@ -42,8 +44,14 @@ from trading.engine.orders import (
 )
 
 
+@mypyc_attr(acyclic=True)
 class _Event:
-    """Base of the event kinds (see the module docstring)."""
+    """Base of the event kinds (see the module docstring).
+
+    Compiled by mypyc, events are not tracked by the garbage collector
+    (``acyclic``): their fields hold numbers, enums and the command, none of
+    which can refer back to an event.
+    """
 
     __slots__ = ()
     # the field names in declaration order: the kinds' __slots__, which a class
@@ -76,6 +84,7 @@ class _Event:
         return f"{type(self).__name__}({values})"
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class OrderAccepted(_Event):
     """The order entered matching. ``command`` is the request as placed;
     ``quantity`` the effective quantity (a reduce-only order's is clamped to
@@ -137,6 +146,7 @@ class OrderAccepted(_Event):
         return self.command.created_at
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class OrderRejected(_Event):
     FIELDS = ("seq", "order_id", "account", "client_id", "reason", "triggered")
     __slots__ = FIELDS
@@ -149,6 +159,7 @@ class OrderRejected(_Event):
     triggered: bool  # True: a trigger order fired and then failed
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class Fill(_Event):
     FIELDS = (
         "seq",
@@ -194,6 +205,7 @@ class Fill(_Event):
         return self.price * self.quantity
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class OrderDone(_Event):
     FIELDS = (
         "seq",
@@ -219,6 +231,7 @@ class OrderDone(_Event):
     remaining: int  # lots cancelled/expired (0 when Filled)
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class OrderModified(_Event):
     FIELDS = (
         "seq",
@@ -240,6 +253,7 @@ class OrderModified(_Event):
     reason: ExpiryReason | None  # ReduceOnlyNotReduced for a shrink, None to grow
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class TriggerPlaced(_Event):
     FIELDS = (
         "seq",
@@ -277,6 +291,7 @@ class TriggerPlaced(_Event):
     sibling_id: int | None  # the OCO partner of a child
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class OrderTriggered(_Event):
     FIELDS = (
         "seq",
@@ -298,6 +313,7 @@ class OrderTriggered(_Event):
     reference_price: int
 
 
+@mypyc_attr(acyclic=True)  # see _Event
 class CancelRejected(_Event):
     FIELDS = ("seq", "account", "order_id", "client_id", "reason")
     __slots__ = FIELDS

@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from heapq import heappop, heappush, nsmallest
+from typing import Final
 
 from trading.engine.orders import Order
 
-EMPTY_KEY = 1 << 62  # best key of an empty side: crosses nothing
+EMPTY_KEY: Final = 1 << 62  # best key of an empty side: crosses nothing
 
 
 class Level:

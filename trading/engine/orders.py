@@ -12,8 +12,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Self
 
-from mypy_extensions import mypyc_attr
-
 from trading.engine.ticks import Scale, ratio
 
 if TYPE_CHECKING:
@@ -128,15 +126,12 @@ class Attached:
     trigger_by: TriggerBy = TriggerBy.LAST_PRICE
 
 
-@mypyc_attr(native_class=False)  # a plain Python class even when compiled: see below
 @dataclass(slots=True)
 class PlaceOrder:
     """Command: place one order. Ids are assigned by the caller.
 
     Enum fields may hold their plain string values (a command built from stored
-    data): the book accepts the valid ones and rejects the rest as InvalidOrder,
-    so the fields are not type-checked on assignment, as they would be on a
-    class compiled by mypyc.
+    data): the book accepts the valid ones and rejects the rest as InvalidOrder.
 
     Exactly one of ``quantity`` / ``quote_quantity`` (market orders only) is
     given. ``stop_loss_order_id`` / ``take_profit_order_id`` are the ids the
