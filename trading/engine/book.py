@@ -316,10 +316,11 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         orders = self._orders
         oid: Any = order_id  # the caller's int, used as is (see place)
         order = orders.get(oid)
-        if order is not None and order.account == account and client_id is None:
+        owner: int = -1 if order is None else order.account  # (compared unboxed)
+        if order is not None and owner == account and client_id is None:
             # fast path: a resting order by id (the inlined _cancel_resting)
             del orders[oid]
-            acct: Any = order.account
+            acct = order.account
             order.live = False
             level = order.level
             level.total -= order.remaining

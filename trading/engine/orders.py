@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from trading.engine.ticks import Scale, ratio
 
@@ -138,8 +138,11 @@ class PlaceOrder:
     child trigger orders will carry when the parent fills.
     """
 
-    order_id: int
-    account: int
+    # ints, typed Any so that a class compiled by mypyc keeps the caller's int
+    # object (an int field is stored unboxed, and boxed anew at every read): the
+    # same object then keys every dict of the book
+    order_id: Any
+    account: Any
     side: Side | str
     order_type: OrderType | str = OrderType.LIMIT
     price: int | None = None
@@ -229,8 +232,8 @@ class Order:
         "spawned",
     )
 
-    id: int
-    account: int
+    id: Any  # int; Any: the command's int object, kept as is (see PlaceOrder)
+    account: Any  # int; as id
     is_bid: bool
     price: int | None
     quantity: int | None  # None: market order by quote quantity
