@@ -5,6 +5,10 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# The order book compiled with mypyc (bin/build-book); gcc only for that step.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && python bin/build-book \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 RUN mkdir -p var
 EXPOSE 8000
 # Default: the web process; docker-compose.yml runs the engine, worker and beat from it.

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run run-prod test install install-test lint bench
+.PHONY: run run-prod test install install-test lint bench book
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,18 @@ $(VENDOR): package.json package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.mjs $@
 
+# The order book compiled with mypyc into build/book (bin/build-book, ~30-80 s): used
+# only while its stamp matches the sources (trading/engine/_native.py), else the
+# interpreted source runs, with a warning.
+BOOK_STAMP := build/book/stamp.txt
+$(BOOK_STAMP): $(wildcard trading/engine/*.py) bin/build-book requirements.txt
+	$(BIN)/python bin/build-book
+book: $(BOOK_STAMP)
+
 install: $(VENV)/.run-deps $(VENDOR)
+	@$(MAKE) --no-print-directory book
 install-test: $(VENV)/.test-deps $(VENDOR)
+	@$(MAKE) --no-print-directory book
 
 run: install
 	$(BIN)/python manage.py migrate --noinput

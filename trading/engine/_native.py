@@ -6,7 +6,8 @@ stamp holding :func:`source_digest` of exactly those sources.
 ``trading/engine/__init__.py`` puts the build on the package ``__path__`` only
 when the stamp matches the sources on disk, so an edited module is never
 shadowed by a stale extension: it falls back to the interpreted source and warns.
-``TRADING_ENGINE_PURE=1`` forces the interpreted source.
+``TRADING_ENGINE_PURE=1`` forces the interpreted source;
+``TRADING_ENGINE_BUILD`` names another build directory (the tests use it).
 
 Stdlib only: imported by the package's ``__init__`` before any engine module.
 """
@@ -14,13 +15,14 @@ Stdlib only: imported by the package's ``__init__`` before any engine module.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import sysconfig
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ROOT = PACKAGE_DIR.parent.parent
-BUILD_DIR = ROOT / "build" / "book"
+BUILD_DIR = Path(os.environ.get("TRADING_ENGINE_BUILD") or ROOT / "build" / "book")
 STAMP = BUILD_DIR / "stamp.txt"
 GROUP = "trading_engine_book"  # mypyc's shared library: GROUP + "__mypyc"
 
