@@ -13,6 +13,11 @@ by comparing the resting order count and lots after the add phase). A worker
 consumes events at once, so the timed loop drops the returned events. Prints one JSON line:
 orders/s per phase for each book and the ratio ours / pyorderbook.
 
+``book_compiled`` says whether ``ours`` ran the mypyc build of the book (``make
+install``, see trading/engine/_native.py). When it did, the interpreted source is
+measured too, in a subprocess with ``TRADING_ENGINE_PURE=1``, as
+``ours_interpreted`` (and its ratio to pyorderbook's figures of this run).
+
     .venv/bin/python bench/engine.py --orders 200000 [--profile]
 
 pyorderbook is optional (``pip install -r requirements-bench.txt``). Timings
@@ -25,8 +30,10 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import pstats
 import random
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -34,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import trading.engine  # noqa: E402
 from trading.engine.book import OrderBook  # noqa: E402
 from trading.engine.orders import (  # noqa: E402
     MarketRules,
@@ -170,8 +178,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs per book")
     parser.add_argument("--profile", action="store_true", help="cProfile ours (one run)")
+    parser.add_argument(
+        "--no-interpreted", action="store_true", help="skip the interpreted run of ours"
+    )
+    parser.add_argument("--ours-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     orders = workload(args.orders, args.seed)
+    if args.ours_only:  # the interpreted run, in the subprocess started below
+        print(json.dumps(best_of([run_ours(orders, False) for _ in range(args.repeat)])))
+        return
     ours_runs, their_runs = [], []
     for _ in range(1 if args.profile else args.repeat):
         gc.collect()
@@ -180,15 +195,9 @@ def main() -> None:
         their_runs.append(run_pyorderbook(orders))
     ours = best_of(ours_runs)
     theirs = None if their_runs[0] is None else best_of(their_runs)
-    ratio = None
-    if theirs:
-        ratio = {
-            phase: round(ours[key] / theirs[key], 2) if theirs[key] else None
-            for phase, key in (
-                ("add_match", "add_match_per_s"),
-                ("cancel", "cancel_per_s"),
-            )
-        }
+    interpreted = None
+    if trading.engine.COMPILED and not args.profile and not args.no_interpreted:
+        interpreted = run_interpreted(args)
     print(
         json.dumps(
             {
@@ -197,12 +206,37 @@ def main() -> None:
                 "repeat": args.repeat,
                 "seed": args.seed,
                 "python": sys.version.split()[0],
+                "book_compiled": trading.engine.COMPILED,
                 "ours": ours,
                 "pyorderbook": theirs,
-                "ratio_ours_over_pyorderbook": ratio,
+                "ratio_ours_over_pyorderbook": ratios(ours, theirs),
+                "ours_interpreted": interpreted,
+                "ratio_interpreted_over_pyorderbook": ratios(interpreted, theirs),
             }
         )
     )
+
+
+def ratios(ours: dict | None, theirs: dict | None) -> dict | None:
+    if not ours or not theirs:
+        return None
+    return {
+        phase: round(ours[key] / theirs[key], 2) if theirs[key] else None
+        for phase, key in (
+            ("add_match", "add_match_per_s"),
+            ("cancel", "cancel_per_s"),
+        )
+    }
+
+
+def run_interpreted(args: argparse.Namespace) -> dict:
+    """``ours`` on the interpreted source: this script again, in a subprocess."""
+    command = [sys.executable, __file__, "--ours-only"]
+    command += ["--orders", str(args.orders), "--seed", str(args.seed)]
+    command += ["--repeat", str(args.repeat)]
+    env = {**os.environ, "TRADING_ENGINE_PURE": "1"}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 if __name__ == "__main__":
