@@ -71,7 +71,8 @@ def row_reader(model: type[models.Model], fields: tuple[str, ...]) -> Callable:
     def read(obj: models.Model) -> tuple:
         values = list(get(obj))
         for i in json_at:
-            values[i] = json.dumps(values[i])
+            value = values[i]
+            values[i] = "{}" if value == {} else json.dumps(value)  # most are empty
         return tuple(values)
 
     return read
