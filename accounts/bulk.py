@@ -11,8 +11,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 
+import psycopg
 from django.db import connection, models
 from django.db.models.base import ModelState
+from psycopg import generators, pq
+from psycopg.waiting import Wait
 
 
 @cache
@@ -68,7 +71,8 @@ def row_reader(model: type[models.Model], fields: tuple[str, ...]) -> Callable:
     def read(obj: models.Model) -> tuple:
         values = list(get(obj))
         for i in json_at:
-            values[i] = json.dumps(values[i])
+            value = values[i]
+            values[i] = "{}" if value == {} else json.dumps(value)  # most are empty
         return tuple(values)
 
     return read
@@ -112,23 +116,38 @@ def _copy(cursor, table: str, columns: str, rows: list[Sequence]) -> None:  # no
 # ------------------------------------------------------------------ deferred writes
 
 
+class _Pending(list):
+    """The deferred writes not yet sent, and whether a send is still running on the
+    server (its results not read yet)."""
+
+    in_flight = False
+    failed: Exception | None = None
+
+
+WAIT_R = Wait.R
+
+
 @contextmanager
 def deferred_writes() -> Iterator[None]:
     """On PostgreSQL, hold back the writes of insert_rows / update_rows / upsert_rows made
-    in the block and send them together, as one multi-statement round trip: before any
-    other statement runs on the connection (so every read sees them) and at the end of the
-    block (which must be inside the transaction that commits them). The engine's batch
-    writes this way: on a loaded machine each round trip costs more than the rows. Nothing
-    is sent when the block raises (its transaction rolls back). Elsewhere: no change."""
+    in the block and send them together, without waiting: a write queued while none is
+    running on the server goes out at once (with whatever else is queued) and the server
+    works on it while the caller builds the next ones; its results are read before the
+    next send, before any other statement runs on the connection (so every read sees the
+    writes; one round trip with the first read) and at the end of the block (which must
+    be inside the transaction that commits them). A write the server refuses raises
+    there, and the transaction rolls back. The engine's batch writes this way: on a
+    loaded machine each round trip costs more than the rows. Elsewhere: no change."""
     if (
         connection.vendor != "postgresql"
         or getattr(connection, "_deferred_writes", None) is not None
     ):
         yield
         return
-    pending: list[str] = []
+    pending = _Pending()
 
     def send_first(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        _drain(pending)
         if not pending or many:
             _send(pending)
             return execute(sql, params, many, context)
@@ -146,9 +165,15 @@ def deferred_writes() -> Iterator[None]:
     try:
         with connection.execute_wrapper(send_first):
             yield
+            _drain(pending)
             _send(pending)
     finally:
         connection._deferred_writes = None
+        if pending.in_flight:  # the block raised: read what is left (the caller rolls back)
+            try:
+                _drain(pending)
+            except Exception:  # noqa: BLE001, S110 - the block's own error propagates
+                pass
 
 
 def _send(pending: list[str]) -> None:
@@ -160,14 +185,67 @@ def _send(pending: list[str]) -> None:
         cursor.cursor.execute(sql)  # psycopg's own cursor: past the wrapper, no parameters
 
 
+def _send_async(pending: _Pending) -> None:
+    """Send the queued writes and return without waiting for the server to run them."""
+    conn = connection.connection
+    sql = ";\n".join(pending)
+    pending.clear()
+    with connection.wrap_database_errors:  # as Django's cursors: a lost connection is seen
+        conn.pgconn.send_query(sql.encode(conn.info.encoding))
+        pending.in_flight = True
+        conn.wait(generators.send(conn.pgconn))
+
+
+def _drain(pending: _Pending, *, block: bool = True) -> bool:
+    """Read the results of the writes in flight (raising the first refusal of the
+    server); without `block`, only as far as they have arrived. Whether none is in
+    flight now."""
+    if not pending.in_flight:
+        return True
+    with connection.wrap_database_errors:  # as Django's cursors: a lost connection is seen
+        return _read_results(pending, block)
+
+
+def _read_results(pending: _Pending, block: bool) -> bool:
+    conn = connection.connection
+    pgconn = conn.pgconn
+    if not block:
+        pgconn.consume_input()
+    while True:  # one result per statement of the send, then None
+        if pgconn.is_busy():
+            if not block:
+                return False
+            while pgconn.is_busy():
+                conn.wait(_readable(pgconn))
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if pending.failed is None and result.status == pq.ExecStatus.FATAL_ERROR:
+            pending.failed = psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+    pending.in_flight = False
+    failed, pending.failed = pending.failed, None
+    if failed is not None:
+        raise failed
+    return True
+
+
+def _readable(pgconn):  # noqa: ANN001, ANN202 - a psycopg wait generator
+    """Wait until the server sent something, and read it."""
+    while not (yield WAIT_R):
+        pass
+    pgconn.consume_input()
+
+
 def _write(sql: str, params: list) -> None:
     """Run (or, inside deferred_writes, queue) one PostgreSQL write."""
     pending = getattr(connection, "_deferred_writes", None)
     with connection.cursor() as cursor:
         if pending is None:
             cursor.execute(sql, params)
-        else:
-            pending.append(cursor.cursor.mogrify(sql, params))
+            return
+        pending.append(cursor.cursor.mogrify(sql, params))
+    if _drain(pending, block=False):  # the server is free: this goes out now
+        _send_async(pending)
 
 
 def _arrays(model: type[models.Model], fields: Sequence[str], rows: list[Sequence]) -> tuple:

@@ -87,11 +87,18 @@ class Order(models.Model):
 
     id = models.BigIntegerField(primary_key=True)
     # Indexed by (account, market, -id) and (market, status): no single-column indexes.
+    # No database foreign keys (each was a check per row at every engine commit): only the
+    # engine inserts orders, for the accounts it has just locked and the markets it owns;
+    # on_delete still applies (Django enforces it), reconciliation reports dangling rows.
     account = models.ForeignKey(
-        "accounts.Account", on_delete=models.PROTECT, related_name="orders", db_index=False
+        "accounts.Account",
+        on_delete=models.PROTECT,
+        related_name="orders",
+        db_index=False,
+        db_constraint=False,
     )
     market = models.ForeignKey(
-        Market, on_delete=models.PROTECT, related_name="orders", db_index=False
+        Market, on_delete=models.PROTECT, related_name="orders", db_index=False, db_constraint=False
     )
     client_id = models.PositiveBigIntegerField(null=True, blank=True)
     side = models.CharField(max_length=3)  # Bid / Ask
@@ -109,7 +116,9 @@ class Order(models.Model):
     trigger_by = models.CharField(max_length=12, blank=True)
     # Stop-loss / take-profit attached to this order, and the children's link to it.
     attached = models.JSONField(default=dict, blank=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
     status = models.CharField(max_length=16, choices=Status.choices)
     expiry_reason = models.CharField(max_length=32, blank=True)
     system_order_type = models.CharField(max_length=32, blank=True)

@@ -373,6 +373,9 @@ def record_trades(trades: list[Trade]) -> None:
     """Fold new trades into every interval's klines (called by the engine, inside its
     batch transaction). PostgreSQL: one upsert that merges each bucket's trades into its
     candle in SQL; the embedded SQLite reads and rewrites the candles."""
+    if connection.vendor == "postgresql":
+        _upsert_klines(_candles(trades))
+        return
     buckets: dict[tuple[str, str, datetime], list[Trade]] = defaultdict(list)
     starts: dict[int, list[tuple[str, datetime]]] = {}  # per whole second of trade time
     for trade in sorted(trades, key=lambda t: (t.market_id, t.sequence)):
@@ -382,9 +385,6 @@ def record_trades(trades: list[Trade]) -> None:
             starts[second] = [(i, klines.bucket_start(i, at)) for i in klines.INTERVALS]
         for interval, start in starts[second]:
             buckets[(trade.market_id, interval, start)].append(trade)
-    if connection.vendor == "postgresql":
-        _upsert_klines(buckets)
-        return
     existing = {
         (k.market_id, k.interval, k.start): k
         for k in Kline.objects.filter(
@@ -431,24 +431,46 @@ def record_trades(trades: list[Trade]) -> None:
 KLINE_CHANGES = ("high", "low", "close", "volume", "quote_volume", "trades")
 
 
-def _upsert_klines(buckets: dict[tuple[str, str, datetime], list[Trade]]) -> None:
-    rows = []
-    for (market_id, interval, start), group in sorted(buckets.items()):
-        prices = [t.price for t in group]
-        rows.append(
-            (
-                market_id,
-                interval,
-                start,
-                prices[0],
-                max(prices),
-                min(prices),
-                prices[-1],
-                sum((t.quantity for t in group), Decimal(0)),
-                sum((t.quote_quantity for t in group), Decimal(0)),
-                len(group),
-            )
-        )
+def _candles(trades: list[Trade]) -> dict[tuple[str, str, datetime], list]:
+    """The trades folded into one candle per (market, interval, bucket start), as
+    [open, high, low, close, volume, quote volume, trades]: first per whole second of
+    trade time (a batch's trades share a few), then those into every interval's bucket."""
+    seconds: dict[tuple[str, int], list] = {}
+    for trade in sorted(trades, key=lambda t: (t.market_id, t.sequence)):
+        key = (trade.market_id, trade.timestamp // 1000)
+        price = trade.price
+        c = seconds.get(key)
+        if c is None:
+            seconds[key] = [price, price, price, price, trade.quantity, trade.quote_quantity, 1]
+            continue
+        if price > c[1]:
+            c[1] = price
+        elif price < c[2]:
+            c[2] = price
+        c[3] = price
+        c[4] += trade.quantity
+        c[5] += trade.quote_quantity
+        c[6] += 1
+    candles: dict[tuple[str, str, datetime], list] = {}
+    for (market_id, second), c in seconds.items():  # in trade order
+        at = datetime.fromtimestamp(second, UTC)
+        for interval in klines.INTERVALS:
+            key = (market_id, interval, klines.bucket_start(interval, at))
+            candle = candles.get(key)
+            if candle is None:
+                candles[key] = list(c)
+                continue
+            candle[1] = max(candle[1], c[1])
+            candle[2] = min(candle[2], c[2])
+            candle[3] = c[3]
+            candle[4] += c[4]
+            candle[5] += c[5]
+            candle[6] += c[6]
+    return candles
+
+
+def _upsert_klines(candles: dict[tuple[str, str, datetime], list]) -> None:
+    rows = [(*key, *candle) for key, candle in sorted(candles.items())]
     upsert_rows(
         Kline,
         ("market", "interval", "start", "open", "high", "low", "close", "volume")
