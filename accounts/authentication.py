@@ -203,10 +203,9 @@ async def aclaim_signature(signature: str, window: int) -> None:
     if not isinstance(backend, RedisCache):
         claim_signature(signature, window)  # in-process cache: no I/O
         return
+    key, ttl = signature_mark(signature, window)
     try:
-        first = await _redis_for_loop(backend).set(
-            backend.make_and_validate_key(f"sig:{signature}"), 1, nx=True, ex=window // 1000 + 2
-        )
+        first = await _redis_for_loop(backend).set(key, 1, nx=True, ex=ttl)
     except (RedisError, OSError) as exc:
         raise _cache_down(exc) from None
     if not first:
@@ -242,6 +241,18 @@ class BackpackSignatureAuthentication(authentication.BaseAuthentication):
 async def aauthenticate(request: HttpRequest) -> ApiKey | None:
     """BackpackSignatureAuthentication for an async view: the key, or None without
     X-API-Key; SignatureFailed (or SERVER_ERROR with the cache down) otherwise."""
+    checked = await acheck(request)
+    if checked is None:
+        return None
+    key, signature, window = checked
+    await aclaim_signature(signature, window)
+    return key
+
+
+async def acheck(request: HttpRequest) -> tuple[ApiKey, str, int] | None:
+    """`aauthenticate` but the replay mark: (key, signature, window), or None without
+    X-API-Key. The caller marks the signature (`aclaim_signature`, or `signature_mark`'s
+    key set NX by other means) before anything the request asks for is done."""
     checked = verify_signature(
         request.method,
         request.path,
@@ -252,7 +263,15 @@ async def aauthenticate(request: HttpRequest) -> ApiKey | None:
         return None
     public_key, signature, window = checked
     key = await aapi_key(public_key)
-    await aclaim_signature(signature, window)
     if needs_touch(key):
         await sync_to_async(touch, thread_sensitive=True)(key)
-    return key
+    return key, signature, window
+
+
+def signature_mark(signature: str, window: int) -> tuple[str, int] | None:
+    """The replay mark's Redis key and expiry (seconds), as `aclaim_signature` sets it;
+    None when the cache is not Redis."""
+    backend = caches["default"]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend.make_and_validate_key(f"sig:{signature}"), window // 1000 + 2

@@ -13,9 +13,8 @@ from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.commands.core import AsyncScript
 
-SEND = AsyncScript(
-    None,  # run on the layer's connection of each send (EVALSHA, loaded again if missing)
-    b"""
+# KEYS[1]: the channel's key; ARGV: expired-before score, capacity, score, message, expiry.
+SEND_LUA = b"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
     return 0
@@ -23,7 +22,10 @@ end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
-""",
+"""
+SEND = AsyncScript(
+    None,  # run on the layer's connection of each send (EVALSHA, loaded again if missing)
+    SEND_LUA,
 )
 
 
@@ -40,17 +42,21 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
         else:
             index = next(self._send_index_generator)
         connection = self.connection(index)
-        now = time.time()
         sent = await SEND(
             keys=[self.prefix + name],
-            args=[
-                int(now) - int(self.expiry),
-                self.get_capacity(channel),
-                now,
-                self.serialize(message),
-                int(self.expiry),
-            ],
+            args=self.send_args(channel, message, time.time()),
             client=connection,
         )
         if not sent:
             raise ChannelFull()
+
+    def send_args(self, channel: str, message: dict, now: float) -> list:
+        """ARGV of SEND_LUA for `message` (its "__asgi_channel__" already in place when the
+        channel is process-local)."""
+        return [
+            int(now) - int(self.expiry),
+            self.get_capacity(channel),
+            now,
+            self.serialize(message),
+            int(self.expiry),
+        ]
