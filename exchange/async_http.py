@@ -12,14 +12,14 @@ handler unchanged.
 """
 
 from functools import lru_cache
+from io import BytesIO
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, resolve, set_script_prefix
+from django.urls import Resolver404, resolve
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
@@ -76,20 +76,41 @@ class FastLane:
         return self.chain
 
     async def serve(self, match, scope: dict, receive, send) -> None:  # noqa: ANN001
-        django = self.django
-        try:
-            body_file = await django.read_body(receive)
-        except RequestAborted:
+        # The body in memory (these are small JSON bodies; Django's own read spools it to
+        # a temporary file object); the request's size limits are checked by `body`.
+        message = await receive()
+        if message["type"] == "http.disconnect":
             return
-        try:
-            set_script_prefix(get_script_prefix(scope))
-            request, response = django.create_request(scope, body_file)
-            if request is not None:
-                request.resolver_match = match
-                try:
-                    response = await self._chain()(request)
-                except Exception as exc:  # noqa: BLE001 - Django's 4xx/500 responses and logging
-                    response = await sync_to_async(response_for_exception)(request, exc)
-            await django.send_response(response, send)
-        finally:
-            body_file.close()
+        body = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [body]
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+        # No script prefix is set: these views reverse no URLs.
+        request, response = self.django.create_request(scope, BytesIO(body))
+        if request is not None:
+            request.resolver_match = match
+            try:
+                response = await self._chain()(request)
+            except Exception as exc:  # noqa: BLE001 - Django's 4xx/500 responses and logging
+                response = await sync_to_async(response_for_exception)(request, exc)
+        await send_response(response, send)
+
+
+async def send_response(response: HttpResponse, send) -> None:  # noqa: ANN001
+    """Django's ASGIHandler.send_response for a whole (not streaming) response, in two
+    messages and with its Content-Length (no chunked encoding)."""
+    content = response.content
+    headers = [(name.encode("latin1"), value.encode("latin1")) for name, value in response.items()]
+    if "Content-Length" not in response:
+        headers.append((b"content-length", str(len(content)).encode()))
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
