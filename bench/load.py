@@ -21,6 +21,7 @@ Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 12
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -34,11 +35,12 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accounts.signing import signed_headers  # noqa: E402 - pure module, no Django set-up
+from accounts.signing import signing_string  # noqa: E402 - pure module, no Django set-up
 
 ACCOUNTS = """
 import json
@@ -191,19 +193,136 @@ class Stats:
         self.errors[code] = self.errors.get(code, 0) + 1
 
 
-async def signed(session, base, key, secret, method, path, instruction, params, stats, start):  # noqa: ANN001, ANN201, E501
+class HttpError(Exception):
+    """The connection broke or the answer was not HTTP/1.1 as expected."""
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection to the server: one request at a time, answers
+    framed by Content-Length or chunked. The traders' client: the load clients share the
+    machine's 2 cores with the server, so they should cost as little as they can."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(HttpError(f"connection lost: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            answer = self._parse()
+        except HttpError as exc:
+            self.waiter.set_exception(exc)
+            return
+        if answer is not None:
+            self.waiter.set_result(answer)
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        buffer = self.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(buffer[:end]).lower()
+        try:
+            status = int(head[9:12])
+        except ValueError:
+            raise HttpError(f"not an HTTP answer: {head[:40]!r}") from None
+        start = end + 4
+        at = head.find(b"\r\ncontent-length:")
+        if at >= 0:
+            length = int(head[at + 17 : head.find(b"\r\n", at + 2) % (len(head) + 1)])
+            if len(buffer) < start + length:
+                return None
+            body = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            return status, body
+        if b"\r\ntransfer-encoding: chunked" not in head:
+            raise HttpError("an answer without Content-Length or chunks")
+        parts, at = [], start
+        while True:
+            line_end = buffer.find(b"\r\n", at)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[at:line_end]).split(b";")[0], 16)
+            if len(buffer) < line_end + 2 + size + 2:
+                return None
+            if size == 0:
+                del buffer[: line_end + 4]
+                return status, b"".join(parts)
+            parts.append(bytes(buffer[line_end + 2 : line_end + 2 + size]))
+            at = line_end + 2 + size + 2
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self.waiter
+
+
+class Client:
+    """A pool of keep-alive connections of one trader and its prepared signing key."""
+
+    def __init__(self, base: str, key: str, secret: str) -> None:
+        host, _, port = base.removeprefix("http://").partition(":")
+        self.host, self.port = host, int(port or 80)
+        self.key = key
+        self.signer = Ed25519PrivateKey.from_private_bytes(base64.b64decode(secret)[:32])
+        self.idle: list[Connection] = []
+        self.all: list[Connection] = []
+
+    async def call(self, method: str, path: str, instruction: str, params: dict) -> tuple:
+        """(HTTP status, body bytes) of one signed request (its own fresh signature)."""
+        timestamp = int(time.time() * 1000)
+        message = signing_string(instruction, params, timestamp, 5000)
+        signature = base64.b64encode(self.signer.sign(message.encode())).decode()
+        body = json.dumps(params, separators=(",", ":")).encode()
+        data = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-API-Key: {self.key}\r\nX-Signature: {signature}\r\n"
+            f"X-Timestamp: {timestamp}\r\nX-Window: 5000\r\n\r\n"
+        ).encode() + body
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                break
+        else:
+            _, conn = await asyncio.get_running_loop().create_connection(
+                Connection, self.host, self.port
+            )
+            self.all.append(conn)
+        answer = await conn.request(data)
+        self.idle.append(conn)
+        return answer
+
+    def close(self) -> None:
+        for conn in self.all:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+async def signed(client, method, path, instruction, params, stats, start):  # noqa: ANN001, ANN201
     """(body or None, milliseconds since `start`: the request's scheduled time)."""
-    headers = signed_headers(key, secret, instruction, params, int(time.time() * 1000), 5000)
     try:
-        async with session.request(method, base + path, json=params, headers=headers) as r:
-            body = await r.json(content_type=None)
-            ms = (time.perf_counter() - start) * 1000
-            if r.status != 200:
-                code = body.get("code", str(r.status)) if isinstance(body, dict) else r.status
-                stats.error(str(code))
-                return None, ms
-            return body, ms
-    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+        status, raw = await asyncio.wait_for(client.call(method, path, instruction, params), 15)
+        body = json.loads(raw)
+        ms = (time.perf_counter() - start) * 1000
+        if status != 200:
+            code = body.get("code", str(status)) if isinstance(body, dict) else status
+            stats.error(str(code))
+            return None, ms
+        return body, ms
+    except (HttpError, OSError, TimeoutError, ValueError) as exc:
         stats.error(type(exc).__name__)
         return None, (time.perf_counter() - start) * 1000
 
@@ -213,9 +332,8 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
     resting: list[str] = []
     inflight = asyncio.Semaphore(args.inflight)
     tasks = set()
-    timeout = aiohttp.ClientTimeout(total=15)
-    connector = aiohttp.TCPConnector(limit=args.inflight)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+    client = Client(base, key, secret)
+    try:
 
         async def place(due: float) -> None:
             async with inflight:
@@ -235,9 +353,8 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
                     "timeInForce": "IOC" if cross else "GTC",
                 }
                 body, ms = await signed(
-                    session, base, key, secret, "POST", "/api/v1/order", "orderExecute", params,
-                    stats, due,
-                )  # fmt: skip
+                    client, "POST", "/api/v1/order", "orderExecute", params, stats, due
+                )
                 stats.place_ms.append(ms)
                 if body is not None:
                     stats.placed += 1
@@ -248,9 +365,8 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
             async with inflight:
                 params = {"orderId": order_id, "symbol": symbol}
                 body, ms = await signed(
-                    session, base, key, secret, "DELETE", "/api/v1/order", "orderCancel", params,
-                    stats, due,
-                )  # fmt: skip
+                    client, "DELETE", "/api/v1/order", "orderCancel", params, stats, due
+                )
                 stats.cancel_ms.append(ms)
                 if body is not None:
                     stats.cancelled += 1
@@ -277,6 +393,8 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
             task.cancel()
             stats.error("unanswered")
         await asyncio.gather(*late, return_exceptions=True)
+    finally:
+        client.close()
 
 
 async def watcher(ws_url, symbol, until, stats, measure: bool) -> None:  # noqa: ANN001
