@@ -134,11 +134,16 @@ def signing_string(
     return f"{head}&timestamp={timestamp}&window={window}"
 
 
+_decoder = json.JSONDecoder(parse_float=Decimal)  # one for all: json.loads builds one per call
+
+
 def parse_json_body(body: bytes) -> object:
     """Parse a JSON request body keeping numbers exact (Decimal, never float)."""
     if not body.strip():
         return {}
-    return json.loads(body, parse_float=Decimal)
+    if isinstance(body, bytes | bytearray):
+        body = body.decode(json.detect_encoding(body), "surrogatepass")
+    return _decoder.decode(body)
 
 
 def _b64(text: str, size: int, what: str) -> bytes:

@@ -81,6 +81,10 @@ class WindowThrottle(BaseThrottle):
         """Who is counted; None: this throttle does not apply to the request."""
         raise NotImplementedError
 
+    def enabled(self) -> bool:
+        """Whether a limit is set (the async order views skip a throttle without one)."""
+        return parse_rate(_limits().get(self.setting)) is not None
+
     def allow_request(self, request: "Request", view: "APIView | None") -> bool:
         self._wait = None
         try:

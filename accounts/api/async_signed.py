@@ -34,9 +34,14 @@ AUTH_HEADER = "X-API-Key"  # BackpackSignatureAuthentication.authenticate_header
 _renderer = JSONRenderer()
 
 
-def _throttle_waits(view: APIView, request: Request) -> list[float | None]:
+def _throttle_waits(view: APIView, request: Request, throttles: list) -> list[float | None]:
     """The waits of the throttles that refuse the request (their counters may be I/O)."""
-    return [t.wait() for t in view.get_throttles() if not t.allow_request(request, view)]
+    return [t.wait() for t in throttles if not t.allow_request(request, view)]
+
+
+def _enabled(throttle: object) -> bool:
+    enabled = getattr(throttle, "enabled", None)
+    return enabled() if enabled is not None else True
 
 
 class SignatureClaim:
@@ -96,8 +101,12 @@ async def authorize(request: HttpRequest, view_class: type[APIView]) -> Request:
     drf_request.user = key.account.user
     drf_request.auth = key
     view = view_class()
-    if view.get_throttles():
-        waits = await sync_to_async(_throttle_waits, thread_sensitive=False)(view, drf_request)
+    # Only limits that are set take the thread hop (their counters are blocking calls).
+    throttles = [t for t in view.get_throttles() if _enabled(t)]
+    if throttles:
+        waits = await sync_to_async(_throttle_waits, thread_sensitive=False)(
+            view, drf_request, throttles
+        )
         if waits:
             await claim.settle()  # a replay is refused as such, before the limit
             known = [w for w in waits if w is not None]
