@@ -4,14 +4,19 @@ one round trip to Redis instead of four.
 Every order crosses the layer twice (the web worker's command to the engine, the engine's
 answer back), and channels_redis sends with four commands in turn (drop expired messages,
 count against the capacity, add, refresh the expiry). Here one Lua script does the same
-four steps atomically; receiving, groups and everything else are channels_redis' own.
+four steps atomically. `group_send` likewise: one script reads the group's members (most
+stream groups are empty) and one sends to them, instead of four round trips with a full
+EVAL. Receiving, group membership and everything else are channels_redis' own.
 """
 
+import logging
 import time
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.commands.core import AsyncScript
+
+log = logging.getLogger(__name__)
 
 # KEYS[1]: the channel's key; ARGV: expired-before score, capacity, score, message, expiry.
 SEND_LUA = b"""
@@ -26,6 +31,38 @@ return 1
 SEND = AsyncScript(
     None,  # run on the layer's connection of each send (EVALSHA, loaded again if missing)
     SEND_LUA,
+)
+
+
+# KEYS[1]: a group's key; ARGV[1]: members added before this are dropped. Its members.
+GROUP_MEMBERS = AsyncScript(
+    None,
+    b"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+""",
+)
+# KEYS: channel keys; ARGV: each key's message, each key's capacity, then the score, the
+# expiry and the expired-before score. channels_redis' group send script, with the expired
+# messages dropped in it (channels_redis does that in a pipeline of its own first).
+GROUP_SEND = AsyncScript(
+    None,
+    b"""
+local over_capacity = 0
+local score = ARGV[#ARGV - 2]
+local expiry = ARGV[#ARGV - 1]
+local expired = ARGV[#ARGV]
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired)
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+        redis.call('ZADD', KEYS[i], score, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        over_capacity = over_capacity + 1
+    end
+end
+return over_capacity
+""",
 )
 
 
@@ -60,3 +97,33 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
             self.serialize(message),
             int(self.expiry),
         ]
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """channels_redis' group_send in one round trip for an empty group (the engine
+        worker publishes every stream update to its group, most of them without
+        subscribers) and two otherwise, instead of four."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        members = await GROUP_MEMBERS(
+            keys=[self._group_key(group)],
+            args=[int(time.time()) - self.group_expiry],
+            client=self.connection(self.consistent_hash(group)),
+        )
+        if not members:
+            return
+        names = [member.decode("utf8") for member in members]
+        by_connection, messages, capacities = self._map_channel_keys_to_connection(names, message)
+        for index, keys in by_connection.items():
+            now = time.time()
+            over = await GROUP_SEND(
+                keys=keys,
+                args=[
+                    *(messages[key] for key in keys),
+                    *(capacities[key] for key in keys),
+                    now,
+                    int(self.expiry),
+                    int(now) - int(self.expiry),
+                ],
+                client=self.connection(index),
+            )
+            if over > 0:
+                log.info("%s of %s channels over capacity in group %s", over, len(names), group)

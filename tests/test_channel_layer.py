@@ -54,3 +54,27 @@ def test_a_full_channel_refuses_the_send():
             await ours.flush()
 
     async_to_sync(scenario)()
+
+
+def test_group_sends_reach_every_member_as_channels_redis_sends_them():
+    ours, theirs = layers(capacity=2)
+
+    async def scenario() -> tuple:
+        local = await theirs.new_channel("fanout")
+        await ours.group_send("nobody", {"type": "x", "n": 0})  # an empty group: nothing
+        for layer in (ours, theirs):
+            await layer.group_add("stream", local)
+            await layer.group_add("stream", "plain")
+        await ours.group_send("stream", {"type": "x", "n": 1})
+        await theirs.group_send("stream", {"type": "x", "n": 2})
+        await ours.group_send("stream", {"type": "x", "n": 3})  # over capacity: dropped
+        got = [await theirs.receive(local) for _ in range(2)]
+        got += [await ours.receive("plain") for _ in range(2)]
+        await ours.group_discard("stream", local)
+        await ours.group_send("stream", {"type": "x", "n": 4})
+        got.append(await theirs.receive("plain"))
+        await ours.flush()
+        await theirs.flush()
+        return got
+
+    assert [m["n"] for m in async_to_sync(scenario)()] == [1, 2, 1, 2, 4]
