@@ -11,7 +11,7 @@ once, in the shared cache).
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -94,11 +94,13 @@ def verify_signature(
         raise SignatureFailed(f"{method} {path} takes no signed instruction")
     signed = params()
     try:
-        candidates = [
-            signing.signing_string(instruction, signed, timestamp, window, encode=encode)
-            for encode in (False, True)
-        ]
-        valid = signing.verify(api_key, signature, candidates)
+        plain = signing.signing_string(instruction, signed, timestamp, window)
+
+        def candidates() -> Iterator[str]:  # the percent-encoded form only if needed
+            yield plain
+            yield signing.signing_string(instruction, signed, timestamp, window, encode=True)
+
+        valid = signing.verify(api_key, signature, candidates())
     except signing.SignatureError as exc:
         raise SignatureFailed(str(exc)) from None
     if not valid:
@@ -268,10 +270,17 @@ async def acheck(request: HttpRequest) -> tuple[ApiKey, str, int] | None:
     return key, signature, window
 
 
+_mark_backend: list = [None, None]  # [settings.CACHES it was made for, the backend]
+
+
 def signature_mark(signature: str, window: int) -> tuple[str, int] | None:
     """The replay mark's Redis key and expiry (seconds), as `aclaim_signature` sets it;
-    None when the cache is not Redis."""
-    backend = caches["default"]
+    None when the cache is not Redis. (One backend object for this: `caches["default"]`
+    makes one per request task; its key is the same.)"""
+    config = settings.CACHES
+    if _mark_backend[0] is not config:
+        _mark_backend[:] = [config, caches.create_connection("default")]
+    backend = _mark_backend[1]
     if not isinstance(backend, RedisCache):
         return None
-    return backend.make_and_validate_key(f"sig:{signature}"), window // 1000 + 2
+    return backend.make_key(f"sig:{signature}"), window // 1000 + 2

@@ -149,7 +149,7 @@ def async_endpoint(drf_view: Callable, **handlers: Handler) -> Callable:
         handler = handlers.get(request.method.lower())
         if handler is None:
             return await sync_to_async(drf_view, thread_sensitive=True)(request, *args, **kwargs)
-        token = _claim.set(None)
+        # (Each request is a task of its own: its claim is in its own context.)
         try:
             result = await handler(await authorize(request, view_class))
             await _settle()  # a request answered without an engine call
@@ -161,8 +161,6 @@ def async_endpoint(drf_view: Callable, **handlers: Handler) -> Callable:
             except (ExchangeError, exceptions.APIException) as replay:
                 refusal = replay
             return error_response(refusal)
-        finally:
-            _claim.reset(token)
 
     # drf-spectacular and DRF's tooling read these off the URL's callback.
     view.cls = view_class

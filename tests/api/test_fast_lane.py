@@ -166,3 +166,37 @@ def test_failed_signatures_in_the_fast_lane_count_against_the_ip_limit(settings)
         client=ip,
     ).refused("TOO_MANY_REQUESTS", 429)
     assert not Order.objects.filter(account=alice).exists()
+
+
+def test_the_fast_lanes_request_is_djangos_asgi_request_field_for_field():
+    from io import BytesIO
+
+    from django.core.handlers.asgi import ASGIRequest
+
+    from exchange.async_http import FastRequest
+
+    scope = {
+        "type": "http",
+        "method": "DELETE",
+        "path": "/api/v1/order",
+        "query_string": b"symbol=SOL_USDC&orderId=5",
+        "client": ("10.0.0.7", 4321),
+        "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", b"2"),
+            (b"x-api-key", b"key"),
+            (b"x-forwarded-for", b"1.2.3.4"),
+            (b"x-forwarded-for", b"5.6.7.8"),
+            (b"x_api_key", b"smuggled"),
+        ],
+    }
+    fast, django = FastRequest(scope, b"{}"), ASGIRequest(scope, BytesIO(b"{}"))
+    assert fast.META == django.META
+    assert dict(fast.headers) == dict(django.headers)
+    assert fast.headers["X-API-KEY"] == "key" and fast.headers.get("x-forwarded-for") == (
+        "1.2.3.4,5.6.7.8"
+    )
+    assert fast.GET == django.GET and fast.body == django.body == b"{}"
+    assert (fast.method, fast.path, fast.path_info) == (django.method, django.path, "/api/v1/order")
+    assert fast.content_type == django.content_type and fast.encoding == django.encoding
