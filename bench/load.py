@@ -10,12 +10,15 @@ of them again, while --ws websocket clients subscribe to depth and trades of the
     python bench/load.py --rate 500                        # latency goal: p99 < 50 ms
     python bench/load.py --rate 100 --ws 1000              # fan-out goal: p99 lag < 100 ms
 
-Figures: orders/s = acknowledged placements per second of the run (cancels are counted
-apart); latency = from a request's scheduled time to its answer (the HTTP round trip plus
-any wait for a client connection); websocket lag = receive time minus the event time "E"
-the engine worker stamps when it publishes; cores_busy = CPU cores used per role (web,
-engine, celery, postgres, redis, the load clients, the whole machine, and "other": what
-else ran on the machine, e.g. other people's tests) during the load.
+Figures (of the requests due after the first --warmup seconds of load: new connections,
+cold caches and the first engine batch are not what the goals are about): orders/s =
+acknowledged placements per second (cancels are counted apart; acked_per_s is both: --rate
+is the rate of requests, placements and cancels together); latency = from a request's
+scheduled time to its answer (the HTTP round trip plus any wait for a client connection:
+each client keeps at most --inflight requests open); websocket lag = receive time minus
+the event time "E" the engine worker stamps when it publishes; cores_busy = CPU cores used
+per role (web, engine, celery, postgres, redis, the load clients, the whole machine, and
+"other": what else ran on the machine, e.g. other people's tests) during the load.
 Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
 """
 
@@ -328,7 +331,10 @@ async def signed(client, method, path, instruction, params, stats, start):  # no
 
 
 async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # noqa: ANN001, ANN201
+    """Places and cancels at `rate` until `until`; what was due in the first --warmup
+    seconds is not counted in `stats`."""
     rng = random.Random(seed)
+    warm = Stats()  # the warm-up's figures, left out
     resting: list[str] = []
     inflight = asyncio.Semaphore(args.inflight)
     tasks = set()
@@ -352,26 +358,29 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
                     "quantity": f"0.{rng.randint(1, 99):02d}",
                     "timeInForce": "IOC" if cross else "GTC",
                 }
+                counted = stats if due >= measure_from else warm
                 body, ms = await signed(
-                    client, "POST", "/api/v1/order", "orderExecute", params, stats, due
+                    client, "POST", "/api/v1/order", "orderExecute", params, counted, due
                 )
-                stats.place_ms.append(ms)
+                counted.place_ms.append(ms)
                 if body is not None:
-                    stats.placed += 1
+                    counted.placed += 1
                     if body.get("status") == "New":
                         resting.append(body["id"])
 
         async def cancel(order_id: str, due: float) -> None:
             async with inflight:
                 params = {"orderId": order_id, "symbol": symbol}
+                counted = stats if due >= measure_from else warm
                 body, ms = await signed(
-                    client, "DELETE", "/api/v1/order", "orderCancel", params, stats, due
+                    client, "DELETE", "/api/v1/order", "orderCancel", params, counted, due
                 )
-                stats.cancel_ms.append(ms)
+                counted.cancel_ms.append(ms)
                 if body is not None:
-                    stats.cancelled += 1
+                    counted.cancelled += 1
 
         start = time.perf_counter()
+        measure_from = start + args.warmup
         i = 0
         while time.monotonic() < until:
             due = start + i / rate
@@ -430,7 +439,7 @@ async def run(args: argparse.Namespace, base: str, keys: list[tuple[str, str]]) 
     stats = Stats()
     ws_url = base.replace("http", "ws", 1) + "/ws"
     begin = time.monotonic()
-    ws_until = begin + args.duration + args.ws_warmup + 3
+    ws_until = begin + args.warmup + args.duration + args.ws_warmup + 3
     watchers = []
     for i in range(args.ws):  # connect in waves so daphne is not flooded at once
         watchers.append(
@@ -441,11 +450,16 @@ async def run(args: argparse.Namespace, base: str, keys: list[tuple[str, str]]) 
         if i % 50 == 49:
             await asyncio.sleep(0.2)
     await asyncio.sleep(args.ws_warmup if args.ws else 0)
-    cpu_before = cpu_by_role()
-    start = time.monotonic()
-    until = start + args.duration
+    until = time.monotonic() + args.warmup + args.duration
+    measured: dict = {}
+
+    async def measure() -> None:  # the cores used from the end of the warm-up on
+        await asyncio.sleep(args.warmup)
+        measured["cpu"], measured["start"] = cpu_by_role(), time.monotonic()
+
     per_client = args.rate / len(keys)
     await asyncio.gather(
+        measure(),
         *(
             trader(
                 args,
@@ -459,10 +473,10 @@ async def run(args: argparse.Namespace, base: str, keys: list[tuple[str, str]]) 
                 n,
             )  # fmt: skip
             for n, (key, secret) in enumerate(keys)
-        )
+        ),
     )
-    stats.elapsed = time.monotonic() - start
-    stats.cpu = cores_busy(cpu_before, cpu_by_role(), stats.elapsed)
+    stats.elapsed = time.monotonic() - measured["start"]
+    stats.cpu = cores_busy(measured["cpu"], cpu_by_role(), stats.elapsed)
     await asyncio.gather(*watchers, return_exceptions=True)
     return stats
 
@@ -471,7 +485,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--url", help="attach to a running topology (http://127.0.0.1:8000)")
     p.add_argument("--rate", type=float, default=200, help="orders per second, all clients")
-    p.add_argument("--duration", type=float, default=20, help="seconds of load")
+    p.add_argument("--duration", type=float, default=20, help="seconds of load, measured")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=2,
+        help="seconds of load at --rate before the measured --duration (connections, caches)",
+    )
     p.add_argument("--clients", type=int, default=8, help="signed trading clients (K)")
     p.add_argument("--ws", type=int, default=50, help="websocket subscribers (M)")
     p.add_argument("--ws-sample", type=int, default=1, help="measure lag on every Nth socket")
@@ -577,6 +597,7 @@ def main() -> None:
                 "web_workers": args.web_workers,
                 "shards": args.shards or None,
                 "duration_s": round(stats.elapsed, 1),
+                "warmup_s": args.warmup,
                 "own_redis": args.own_redis,
                 "nice": os.nice(0),
                 # Cores busy per role during the load (2 = the whole machine here).
