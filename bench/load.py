@@ -200,6 +200,9 @@ class HttpError(Exception):
     """The connection broke or the answer was not HTTP/1.1 as expected."""
 
 
+IDLE_REUSE = 3.0  # seconds an idle connection is reused (uvicorn closes them after 5)
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection to the server: one request at a time, answers
     framed by Content-Length or chunked. The traders' client: the load clients share the
@@ -210,6 +213,7 @@ class Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.waiter: asyncio.Future | None = None
         self.closed = False
+        self.used = time.monotonic()
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         self.transport = transport
@@ -297,14 +301,18 @@ class Client:
         ).encode() + body
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed:
+            if conn.closed:
+                continue
+            if time.monotonic() - conn.used < IDLE_REUSE:
                 break
+            conn.transport.close()  # the server may be closing it (its keep-alive timeout)
         else:
             _, conn = await asyncio.get_running_loop().create_connection(
                 Connection, self.host, self.port
             )
             self.all.append(conn)
         answer = await conn.request(data)
+        conn.used = time.monotonic()
         self.idle.append(conn)
         return answer
 
