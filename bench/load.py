@@ -40,6 +40,11 @@ import aiohttp
 import uvloop
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+try:
+    from nacl.signing import SigningKey
+except ImportError:  # cryptography's then
+    SigningKey = None
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -283,7 +288,12 @@ class Client:
         host, _, port = base.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port or 80)
         self.key = key
-        self.signer = Ed25519PrivateKey.from_private_bytes(base64.b64decode(secret)[:32])
+        seed = base64.b64decode(secret)[:32]
+        if SigningKey is not None:  # libsodium: the same signatures in about half the time
+            key_of_nacl = SigningKey(seed)
+            self.sign = lambda message: key_of_nacl.sign(message).signature
+        else:
+            self.sign = Ed25519PrivateKey.from_private_bytes(seed).sign
         self.idle: list[Connection] = []
         self.all: list[Connection] = []
 
@@ -291,7 +301,7 @@ class Client:
         """(HTTP status, body bytes) of one signed request (its own fresh signature)."""
         timestamp = int(time.time() * 1000)
         message = signing_string(instruction, params, timestamp, 5000)
-        signature = base64.b64encode(self.signer.sign(message.encode())).decode()
+        signature = base64.b64encode(self.sign(message.encode())).decode()
         body = json.dumps(params, separators=(",", ":")).encode()
         data = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
