@@ -187,7 +187,7 @@ def claim_signature(signature: str, window: int) -> None:
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _redis_for_loop(backend: RedisCache):  # noqa: ANN202
+def redis_for_loop(backend: RedisCache):  # noqa: ANN202
     """An asyncio Redis client on the cache's server, one per event loop."""
     from redis import asyncio as aioredis
 
@@ -207,7 +207,7 @@ async def aclaim_signature(signature: str, window: int) -> None:
         return
     key, ttl = signature_mark(signature, window)
     try:
-        first = await _redis_for_loop(backend).set(key, 1, nx=True, ex=ttl)
+        first = await redis_for_loop(backend).set(key, 1, nx=True, ex=ttl)
     except (RedisError, OSError) as exc:
         raise _cache_down(exc) from None
     if not first:

@@ -101,12 +101,16 @@ async def authorize(request: HttpRequest, view_class: type[APIView]) -> Request:
     drf_request.user = key.account.user
     drf_request.auth = key
     view = view_class()
-    # Only limits that are set take the thread hop (their counters are blocking calls).
+    # Only limits that are set are counted (with async counters when the throttles have
+    # them, else in a thread: the cache's calls block).
     throttles = [t for t in view.get_throttles() if _enabled(t)]
     if throttles:
-        waits = await sync_to_async(_throttle_waits, thread_sensitive=False)(
-            view, drf_request, throttles
-        )
+        if all(hasattr(t, "aallow_request") for t in throttles):  # exchange.throttling's
+            waits = [t.wait() for t in throttles if not await t.aallow_request(drf_request)]
+        else:
+            waits = await sync_to_async(_throttle_waits, thread_sensitive=False)(
+                view, drf_request, throttles
+            )
         if waits:
             await claim.settle()  # a replay is refused as such, before the limit
             known = [w for w in waits if w is not None]

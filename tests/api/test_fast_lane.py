@@ -200,3 +200,22 @@ def test_the_fast_lanes_request_is_djangos_asgi_request_field_for_field():
     assert fast.GET == django.GET and fast.body == django.body == b"{}"
     assert (fast.method, fast.path, fast.path_info) == (django.method, django.path, "/api/v1/order")
     assert fast.content_type == django.content_type and fast.encoding == django.encoding
+
+
+def test_the_fast_lane_counts_rate_limits_on_the_same_counters_as_drf(settings):
+    settings.RATE_LIMITS = {
+        "PER_KEY": "3/m",
+        "PER_IP": "",
+        "TRUSTED_PROXIES": 0,
+        "CACHE": "default",
+    }
+    api = Api.of(user_account("alice", USDC="1000"))
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 200  # DRF
+    assert signed(api, "POST", "/api/v1/order", limit("Bid", "100", "1")).status == 200
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 200
+    for _ in range(2):  # refusals are not counted: the limit stays reached, not exceeded
+        refused = signed(api, "POST", "/api/v1/order", limit("Bid", "100", "1"))
+        refused.refused("TOO_MANY_REQUESTS", 429)
+        assert 1 <= int(refused.headers["retry-after"]) <= 120
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 429
+    assert Order.objects.count() == 3
