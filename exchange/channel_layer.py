@@ -6,7 +6,9 @@ answer back), and channels_redis sends with four commands in turn (drop expired 
 count against the capacity, add, refresh the expiry). Here one Lua script does the same
 four steps atomically. `group_send` likewise: one script reads the group's members (most
 stream groups are empty) and one sends to them, instead of four round trips with a full
-EVAL. Receiving, group membership and everything else are channels_redis' own.
+EVAL; a receive takes one script (restore the in-flight backup, pop, back up) while
+messages are waiting, instead of three round trips. Group membership and everything else
+are channels_redis' own.
 """
 
 import logging
@@ -62,6 +64,27 @@ for i = 1, #KEYS do
     end
 end
 return over_capacity
+""",
+)
+
+
+# channels_redis' receive step without blocking: put the backed-up (in-flight) messages
+# back in front of the queue, pop the first and keep it in the backup queue, atomically.
+# KEYS: the channel's key, its backup queue's key. The popped message, or nil when empty.
+POP = AsyncScript(
+    None,
+    b"""
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then
+    return false
+end
+redis.call('ZADD', KEYS[2], popped[2], popped[1])
+return popped[1]
 """,
 )
 
@@ -127,3 +150,19 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
             )
             if over > 0:
                 log.info("%s of %s channels over capacity in group %s", over, len(names), group)
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> bytes | None:
+        """channels_redis' (restore the backup queue, BZPOPMIN, back the message up: three
+        round trips per message) in one script while messages are waiting; on an empty
+        queue it blocks as channels_redis does."""
+        backup = self._backup_channel_name(channel)
+        connection = self.connection(index)
+        member = await POP(keys=[channel, backup], args=[], client=connection)
+        if member is not None:
+            return member
+        result = await connection.bzpopmin(channel, timeout=timeout)
+        if result is None:
+            return None
+        _, member, score = result
+        await connection.zadd(backup, {member: float(score)})
+        return member
