@@ -173,7 +173,9 @@ class Lane:
                         messages = self._without(messages, outcome, calls, deadline)
                         if messages:
                             await self.layer.send(messages[0][0], messages[0][3])
-                        else:
+                        else:  # every call of the turn was a replay: no reply to wait for
+                            for reply_to in futures:
+                                self.waiting.pop(reply_to, None)
                             futures.clear()
                 else:
                     for channel, _, _, message in messages:

@@ -198,18 +198,16 @@ def test_engine_down_times_out_and_redis_down_is_a_server_error(settings, tmp_pa
 def test_the_reader_stops_when_nobody_waits(worker):
     api = Api.of(user_account("alice", USDC="1000"))
     order = limit("Bid", "100", "1")
+    headers = api.headers("POST", "/api/v1/order", order, timestamp=stamp())
 
     async def run() -> tuple:
-        answer = await _request(
-            "POST",
-            "/api/v1/order",
-            order,
-            api.headers("POST", "/api/v1/order", order, timestamp=stamp()),
-        )
+        answer = await _request("POST", "/api/v1/order", order, headers)
+        replay = await _request("POST", "/api/v1/order", order, headers)  # alone in its turn
         lane = services.engine_client().lanes[asyncio.get_running_loop()]
         await asyncio.sleep(0)
-        return answer, lane
+        return answer, replay, lane
 
-    answer, lane = async_to_sync(run)()
-    assert answer["http"] == 200
+    answer, replay, lane = async_to_sync(run)()
+    assert answer["http"] == 200 and replay["code"] == "INVALID_SIGNATURE"
+    assert not lane.waiting
     wait_for(lambda: lane.reader is None, 5, "the reader to stop")
