@@ -92,7 +92,6 @@ class Lane:
     def __init__(self, layer: OneTripRedisChannelLayer, folds: bool) -> None:
         self.layer = layer
         self.folds = folds  # the signature marks live on the layer's Redis
-        self.url = layer.hosts[0]["address"]
         self.local = f"engine-reply.{layer.client_prefix}!"  # every reply's Redis key
         self.reply_key = layer.prefix + self.local
         self.numbers = itertools.count()
@@ -270,8 +269,8 @@ class Lane:
 
     async def _read(self) -> None:
         try:
-            if self.reader_client is None:
-                self.reader_client = aioredis.Redis.from_url(self.url)
+            if self.reader_client is None:  # its own pool: BZMPOP holds a connection
+                self.reader_client = aioredis.Redis(connection_pool=self.layer.create_pool(0))
             client = self.reader_client
             while self.waiting:
                 popped = await client.execute_command(
