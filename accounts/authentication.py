@@ -11,7 +11,7 @@ once, in the shared cache).
 import asyncio
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -94,11 +94,13 @@ def verify_signature(
         raise SignatureFailed(f"{method} {path} takes no signed instruction")
     signed = params()
     try:
-        candidates = [
-            signing.signing_string(instruction, signed, timestamp, window, encode=encode)
-            for encode in (False, True)
-        ]
-        valid = signing.verify(api_key, signature, candidates)
+        plain = signing.signing_string(instruction, signed, timestamp, window)
+
+        def candidates() -> Iterator[str]:  # the percent-encoded form only if needed
+            yield plain
+            yield signing.signing_string(instruction, signed, timestamp, window, encode=True)
+
+        valid = signing.verify(api_key, signature, candidates())
     except signing.SignatureError as exc:
         raise SignatureFailed(str(exc)) from None
     if not valid:
@@ -185,7 +187,7 @@ def claim_signature(signature: str, window: int) -> None:
 _redis_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _redis_for_loop(backend: RedisCache):  # noqa: ANN202
+def redis_for_loop(backend: RedisCache):  # noqa: ANN202
     """An asyncio Redis client on the cache's server, one per event loop."""
     from redis import asyncio as aioredis
 
@@ -203,10 +205,9 @@ async def aclaim_signature(signature: str, window: int) -> None:
     if not isinstance(backend, RedisCache):
         claim_signature(signature, window)  # in-process cache: no I/O
         return
+    key, ttl = signature_mark(signature, window)
     try:
-        first = await _redis_for_loop(backend).set(
-            backend.make_and_validate_key(f"sig:{signature}"), 1, nx=True, ex=window // 1000 + 2
-        )
+        first = await redis_for_loop(backend).set(key, 1, nx=True, ex=ttl)
     except (RedisError, OSError) as exc:
         raise _cache_down(exc) from None
     if not first:
@@ -242,6 +243,18 @@ class BackpackSignatureAuthentication(authentication.BaseAuthentication):
 async def aauthenticate(request: HttpRequest) -> ApiKey | None:
     """BackpackSignatureAuthentication for an async view: the key, or None without
     X-API-Key; SignatureFailed (or SERVER_ERROR with the cache down) otherwise."""
+    checked = await acheck(request)
+    if checked is None:
+        return None
+    key, signature, window = checked
+    await aclaim_signature(signature, window)
+    return key
+
+
+async def acheck(request: HttpRequest) -> tuple[ApiKey, str, int] | None:
+    """`aauthenticate` but the replay mark: (key, signature, window), or None without
+    X-API-Key. The caller marks the signature (`aclaim_signature`, or `signature_mark`'s
+    key set NX by other means) before anything the request asks for is done."""
     checked = verify_signature(
         request.method,
         request.path,
@@ -252,7 +265,22 @@ async def aauthenticate(request: HttpRequest) -> ApiKey | None:
         return None
     public_key, signature, window = checked
     key = await aapi_key(public_key)
-    await aclaim_signature(signature, window)
     if needs_touch(key):
         await sync_to_async(touch, thread_sensitive=True)(key)
-    return key
+    return key, signature, window
+
+
+_mark_backend: list = [None, None]  # [settings.CACHES it was made for, the backend]
+
+
+def signature_mark(signature: str, window: int) -> tuple[str, int] | None:
+    """The replay mark's Redis key and expiry (seconds), as `aclaim_signature` sets it;
+    None when the cache is not Redis. (One backend object for this: `caches["default"]`
+    makes one per request task; its key is the same.)"""
+    config = settings.CACHES
+    if _mark_backend[0] is not config:
+        _mark_backend[:] = [config, caches.create_connection("default")]
+    backend = _mark_backend[1]
+    if not isinstance(backend, RedisCache):
+        return None
+    return backend.make_key(f"sig:{signature}"), window // 1000 + 2

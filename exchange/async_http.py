@@ -12,14 +12,15 @@ handler unchanged.
 """
 
 from functools import lru_cache
+from io import BytesIO
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.exception import response_for_exception
 from django.http import HttpRequest, HttpResponse
-from django.urls import Resolver404, resolve, set_script_prefix
+from django.http.request import HttpHeaders
+from django.urls import Resolver404, resolve
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.module_loading import import_string
 
@@ -76,20 +77,102 @@ class FastLane:
         return self.chain
 
     async def serve(self, match, scope: dict, receive, send) -> None:  # noqa: ANN001
-        django = self.django
-        try:
-            body_file = await django.read_body(receive)
-        except RequestAborted:
+        # The body in memory (these are small JSON bodies; Django's own read spools it to
+        # a temporary file object); the request's size limits are checked by `body`.
+        message = await receive()
+        if message["type"] == "http.disconnect":
             return
+        body = message.get("body", b"")
+        if message.get("more_body", False):
+            chunks = [body]
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+        # No script prefix is set: these views reverse no URLs.
         try:
-            set_script_prefix(get_script_prefix(scope))
-            request, response = django.create_request(scope, body_file)
-            if request is not None:
-                request.resolver_match = match
-                try:
-                    response = await self._chain()(request)
-                except Exception as exc:  # noqa: BLE001 - Django's 4xx/500 responses and logging
-                    response = await sync_to_async(response_for_exception)(request, exc)
-            await django.send_response(response, send)
-        finally:
-            body_file.close()
+            request = FastRequest(scope, body)
+        except UnicodeDecodeError:  # Django's own answer (400)
+            request, response = self.django.create_request(scope, BytesIO(body))
+            await send_response(response, send)
+            return
+        request.resolver_match = match
+        try:
+            response = await self._chain()(request)
+        except Exception as exc:  # noqa: BLE001 - Django's 4xx/500 responses and logging
+            response = await sync_to_async(response_for_exception)(request, exc)
+        await send_response(response, send)
+
+
+class FastRequest(ASGIRequest):
+    """ASGIRequest of a fast-lane request: the same META, headers, GET and body (its size
+    limit checked by `body` as ever), built in one pass over the scope's headers, without
+    a script prefix (settings.FORCE_SCRIPT_NAME is not for the API paths)."""
+
+    def __init__(self, scope: dict, body: bytes) -> None:  # noqa: PLR0912 - one pass
+        self.scope = scope
+        self._post_parse_error = False
+        self._read_started = False
+        self.resolver_match = None
+        self.path = self.path_info = scope["path"]
+        self.script_name = ""
+        self.method = scope["method"].upper()
+        query_string = scope.get("query_string", b"")
+        if isinstance(query_string, bytes):
+            query_string = query_string.decode()
+        meta = {
+            "REQUEST_METHOD": self.method,
+            "QUERY_STRING": query_string,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": self.path,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+        }
+        client = scope.get("client")
+        if client:
+            meta["REMOTE_ADDR"] = meta["REMOTE_HOST"] = client[0]
+            meta["REMOTE_PORT"] = client[1]
+        server = scope.get("server")
+        meta["SERVER_NAME"], meta["SERVER_PORT"] = (
+            (server[0], str(server[1])) if server else ("unknown", "0")
+        )
+        store: dict[str, tuple[str, str]] = {}  # HttpHeaders' own: lower name -> (Name, value)
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = raw_name.decode("latin1")
+            if "_" in name:  # ambiguous with hyphens: Django drops them too
+                continue
+            value = raw_value.decode("latin1")
+            lower = name.lower()
+            if lower == "content-length":
+                key = "CONTENT_LENGTH"
+            elif lower == "content-type":
+                key = "CONTENT_TYPE"
+            else:
+                key = "HTTP_" + lower.upper().replace("-", "_")
+            if key in meta:
+                value = meta[key] + "," + value
+            meta[key] = value
+            store[lower] = (lower.title(), value)
+        self.META = meta
+        headers = HttpHeaders.__new__(HttpHeaders)
+        headers._store = store
+        self.headers = headers
+        self._set_content_type_params(meta)
+        self._stream = BytesIO(body)
+
+
+async def send_response(response: HttpResponse, send) -> None:  # noqa: ANN001
+    """Django's ASGIHandler.send_response for a whole (not streaming) response, in two
+    messages and with its Content-Length (no chunked encoding)."""
+    content = response.content
+    headers = [(name.encode("latin1"), value.encode("latin1")) for name, value in response.items()]
+    if "Content-Length" not in response:
+        headers.append((b"content-length", str(len(content)).encode()))
+    for cookie in response.cookies.values():
+        headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": content})

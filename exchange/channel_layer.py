@@ -4,18 +4,24 @@ one round trip to Redis instead of four.
 Every order crosses the layer twice (the web worker's command to the engine, the engine's
 answer back), and channels_redis sends with four commands in turn (drop expired messages,
 count against the capacity, add, refresh the expiry). Here one Lua script does the same
-four steps atomically; receiving, groups and everything else are channels_redis' own.
+four steps atomically. `group_send` likewise: one script reads the group's members (most
+stream groups are empty) and one sends to them, instead of four round trips with a full
+EVAL; a receive takes one script (restore the in-flight backup, pop, back up) while
+messages are waiting, instead of three round trips. Group membership and everything else
+are channels_redis' own.
 """
 
+import logging
 import time
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.commands.core import AsyncScript
 
-SEND = AsyncScript(
-    None,  # run on the layer's connection of each send (EVALSHA, loaded again if missing)
-    b"""
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the channel's key; ARGV: expired-before score, capacity, score, message, expiry.
+SEND_LUA = b"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
     return 0
@@ -23,6 +29,62 @@ end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
+"""
+SEND = AsyncScript(
+    None,  # run on the layer's connection of each send (EVALSHA, loaded again if missing)
+    SEND_LUA,
+)
+
+
+# KEYS[1]: a group's key; ARGV[1]: members added before this are dropped. Its members.
+GROUP_MEMBERS = AsyncScript(
+    None,
+    b"""
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+""",
+)
+# KEYS: channel keys; ARGV: each key's message, each key's capacity, then the score, the
+# expiry and the expired-before score. channels_redis' group send script, with the expired
+# messages dropped in it (channels_redis does that in a pipeline of its own first).
+GROUP_SEND = AsyncScript(
+    None,
+    b"""
+local over_capacity = 0
+local score = ARGV[#ARGV - 2]
+local expiry = ARGV[#ARGV - 1]
+local expired = ARGV[#ARGV]
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired)
+    if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[i + #KEYS]) then
+        redis.call('ZADD', KEYS[i], score, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+    else
+        over_capacity = over_capacity + 1
+    end
+end
+return over_capacity
+""",
+)
+
+
+# channels_redis' receive step without blocking: put the backed-up (in-flight) messages
+# back in front of the queue, pop the first and keep it in the backup queue, atomically.
+# KEYS: the channel's key, its backup queue's key. The popped message, or nil when empty.
+POP = AsyncScript(
+    None,
+    b"""
+local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = #backed_up, 1, -2 do
+    redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+end
+redis.call('DEL', KEYS[2])
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then
+    return false
+end
+redis.call('ZADD', KEYS[2], popped[2], popped[1])
+return popped[1]
 """,
 )
 
@@ -40,17 +102,67 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
         else:
             index = next(self._send_index_generator)
         connection = self.connection(index)
-        now = time.time()
         sent = await SEND(
             keys=[self.prefix + name],
-            args=[
-                int(now) - int(self.expiry),
-                self.get_capacity(channel),
-                now,
-                self.serialize(message),
-                int(self.expiry),
-            ],
+            args=self.send_args(channel, message, time.time()),
             client=connection,
         )
         if not sent:
             raise ChannelFull()
+
+    def send_args(self, channel: str, message: dict, now: float) -> list:
+        """ARGV of SEND_LUA for `message` (its "__asgi_channel__" already in place when the
+        channel is process-local)."""
+        return [
+            int(now) - int(self.expiry),
+            self.get_capacity(channel),
+            now,
+            self.serialize(message),
+            int(self.expiry),
+        ]
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """channels_redis' group_send in one round trip for an empty group (the engine
+        worker publishes every stream update to its group, most of them without
+        subscribers) and two otherwise, instead of four."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        members = await GROUP_MEMBERS(
+            keys=[self._group_key(group)],
+            args=[int(time.time()) - self.group_expiry],
+            client=self.connection(self.consistent_hash(group)),
+        )
+        if not members:
+            return
+        names = [member.decode("utf8") for member in members]
+        by_connection, messages, capacities = self._map_channel_keys_to_connection(names, message)
+        for index, keys in by_connection.items():
+            now = time.time()
+            over = await GROUP_SEND(
+                keys=keys,
+                args=[
+                    *(messages[key] for key in keys),
+                    *(capacities[key] for key in keys),
+                    now,
+                    int(self.expiry),
+                    int(now) - int(self.expiry),
+                ],
+                client=self.connection(index),
+            )
+            if over > 0:
+                log.info("%s of %s channels over capacity in group %s", over, len(names), group)
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> bytes | None:
+        """channels_redis' (restore the backup queue, BZPOPMIN, back the message up: three
+        round trips per message) in one script while messages are waiting; on an empty
+        queue it blocks as channels_redis does."""
+        backup = self._backup_channel_name(channel)
+        connection = self.connection(index)
+        member = await POP(keys=[channel, backup], args=[], client=connection)
+        if member is not None:
+            return member
+        result = await connection.bzpopmin(channel, timeout=timeout)
+        if result is None:
+            return None
+        _, member, score = result
+        await connection.zadd(backup, {member: float(score)})
+        return member

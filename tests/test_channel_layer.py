@@ -1,6 +1,7 @@
 """The production channel layer (exchange/channel_layer.py): channels_redis' layer whose
 `send` is one Lua script; messages, capacity and interplay with channels_redis' own."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -54,3 +55,52 @@ def test_a_full_channel_refuses_the_send():
             await ours.flush()
 
     async_to_sync(scenario)()
+
+
+def test_group_sends_reach_every_member_as_channels_redis_sends_them():
+    ours, theirs = layers(capacity=2)
+
+    async def scenario() -> tuple:
+        local = await theirs.new_channel("fanout")
+        await ours.group_send("nobody", {"type": "x", "n": 0})  # an empty group: nothing
+        for layer in (ours, theirs):
+            await layer.group_add("stream", local)
+            await layer.group_add("stream", "plain")
+        await ours.group_send("stream", {"type": "x", "n": 1})
+        await theirs.group_send("stream", {"type": "x", "n": 2})
+        await ours.group_send("stream", {"type": "x", "n": 3})  # over capacity: dropped
+        got = [await theirs.receive(local) for _ in range(2)]
+        got += [await ours.receive("plain") for _ in range(2)]
+        await ours.group_discard("stream", local)
+        await ours.group_send("stream", {"type": "x", "n": 4})
+        got.append(await ours.receive("plain"))
+        await ours.flush()
+        await theirs.flush()
+        return got
+
+    assert [m["n"] for m in async_to_sync(scenario)()] == [1, 2, 1, 2, 4]
+
+
+def test_a_receive_restores_in_flight_messages_first_and_keeps_each_in_flight_until_done():
+    ours, theirs = layers()
+
+    async def scenario() -> tuple:
+        await theirs.send("engine", {"type": "x", "n": 1})
+        await theirs.send("engine", {"type": "x", "n": 2})
+        key = ours.prefix + "engine"
+        connection = ours.connection(0)
+        # A receiver died holding message 1: it is in the backup queue, not the channel.
+        member, score = (await connection.zpopmin(key))[0]
+        await connection.zadd(ours._backup_channel_name(key), {member: score})
+        got = [await ours.receive("engine"), await ours.receive("engine")]
+        empty = asyncio.ensure_future(ours.receive("engine"))  # nothing waits: it blocks
+        await theirs.send("engine", {"type": "x", "n": 3})
+        got.append(await asyncio.wait_for(empty, 5))
+        await asyncio.gather(*ours.receive_cleaners)  # each received message leaves the backup
+        left = await connection.zcard(ours._backup_channel_name(key))
+        await ours.flush()
+        await theirs.flush()
+        return got, left
+
+    got, left = async_to_sync(scenario)()
+    assert [m["n"] for m in got] == [1, 2, 3] and left == 0

@@ -166,3 +166,56 @@ def test_failed_signatures_in_the_fast_lane_count_against_the_ip_limit(settings)
         client=ip,
     ).refused("TOO_MANY_REQUESTS", 429)
     assert not Order.objects.filter(account=alice).exists()
+
+
+def test_the_fast_lanes_request_is_djangos_asgi_request_field_for_field():
+    from io import BytesIO
+
+    from django.core.handlers.asgi import ASGIRequest
+
+    from exchange.async_http import FastRequest
+
+    scope = {
+        "type": "http",
+        "method": "DELETE",
+        "path": "/api/v1/order",
+        "query_string": b"symbol=SOL_USDC&orderId=5",
+        "client": ("10.0.0.7", 4321),
+        "server": ("127.0.0.1", 8000),
+        "headers": [
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"content-length", b"2"),
+            (b"x-api-key", b"key"),
+            (b"x-forwarded-for", b"1.2.3.4"),
+            (b"x-forwarded-for", b"5.6.7.8"),
+            (b"x_api_key", b"smuggled"),
+        ],
+    }
+    fast, django = FastRequest(scope, b"{}"), ASGIRequest(scope, BytesIO(b"{}"))
+    assert fast.META == django.META
+    assert dict(fast.headers) == dict(django.headers)
+    assert fast.headers["X-API-KEY"] == "key" and fast.headers.get("x-forwarded-for") == (
+        "1.2.3.4,5.6.7.8"
+    )
+    assert fast.GET == django.GET and fast.body == django.body == b"{}"
+    assert (fast.method, fast.path, fast.path_info) == (django.method, django.path, "/api/v1/order")
+    assert fast.content_type == django.content_type and fast.encoding == django.encoding
+
+
+def test_the_fast_lane_counts_rate_limits_on_the_same_counters_as_drf(settings):
+    settings.RATE_LIMITS = {
+        "PER_KEY": "3/m",
+        "PER_IP": "",
+        "TRUSTED_PROXIES": 0,
+        "CACHE": "default",
+    }
+    api = Api.of(user_account("alice", USDC="1000"))
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 200  # DRF
+    assert signed(api, "POST", "/api/v1/order", limit("Bid", "100", "1")).status == 200
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 200
+    for _ in range(2):  # refusals are not counted: the limit stays reached, not exceeded
+        refused = signed(api, "POST", "/api/v1/order", limit("Bid", "100", "1"))
+        refused.refused("TOO_MANY_REQUESTS", 429)
+        assert 1 <= int(refused.headers["retry-after"]) <= 120
+    assert api.post("/api/v1/order", limit("Bid", "100", "1")).status_code == 429
+    assert Order.objects.count() == 3
