@@ -19,6 +19,7 @@ import asyncio
 import collections
 import json
 import logging
+import sys
 import time
 
 from channels.db import database_sync_to_async
@@ -39,6 +40,9 @@ INVALID_SIGNATURE = 4001
 INVALID_STREAM = 4006
 MAX_STREAMS = 200  # per connection
 MAX_QUEUED_FRAMES = 10_000  # a socket this far behind is closed
+# Frames are written to a socket's transport directly while it buffers less than this; past
+# it they wait their turn in the server's own send, which waits for the buffer to drain.
+MAX_BUFFERED_BYTES = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,12 @@ class Refused(Exception):
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     """Updates reach the consumer from its process's fan-out (exchange/streams/fanout.py),
-    not on a channel of its own: they are queued here and sent in order by one task, held
-    while a request is handled (a request's answer comes before the updates it started)."""
+    not on a channel of its own. On uvicorn's `websockets` protocol an update's frame, encoded
+    once per process, is written to the socket's transport at once when nothing is ahead of
+    it (no frame queued, no request being handled, the socket open and not backed up);
+    otherwise, and on other servers, updates are queued here and sent in order by one task,
+    held while a request is handled (a request's answer comes before the updates it
+    started)."""
 
     channel_layer_alias = None  # no channel per socket: the process's fan-out has one
 
@@ -63,10 +71,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.fanout = fanout.local(layer)
         self.public: dict[str, str] = {}  # stream name -> group
         self.private: dict[str, tuple[names.Stream, int]] = {}  # stream name -> (, account)
-        self.frames: collections.deque[tuple[str, str]] = collections.deque()  # (stream, text)
+        # (stream, text, frame bytes or None)
+        self.frames: collections.deque[tuple[str, str, bytes | None]] = collections.deque()
         self.queued = asyncio.Event()
         self.turn = asyncio.Lock()  # held by a request being handled, or a frame being sent
         self.lagging = False
+        self.send_direct = _server_protocol(self.scope.get("streams.send", self.base_send))
         self.sender = asyncio.create_task(self._send_frames())
         await self.accept()
 
@@ -182,10 +192,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     # ------------------------------------------------------------------ deliveries
 
-    def deliver(self, stream: str, text: str) -> None:
-        """A public stream's update, as JSON text (from the fan-out)."""
+    def deliver(self, stream: str, text: str, frame: bytes) -> None:
+        """A public stream's update, as JSON text and as its frame (from the fan-out)."""
         if stream in self.public:
-            self._queue(stream, text)
+            self._queue(stream, text, frame)
 
     def deliver_account(self, event: dict) -> None:
         """A private update of one account: every matching subscribed stream gets it."""
@@ -198,9 +208,14 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 else:
                     self._queue(name, json.dumps({"stream": name, "data": event["data"]}))
 
-    def _queue(self, stream: str, text: str) -> None:
+    def _queue(self, stream: str, text: str, frame: bytes | None = None) -> None:
+        if not self.frames and not self.turn.locked():
+            writer = self.send_direct
+            if writer is not None and writer.writable():
+                writer.write(fanout.text_frame(text) if frame is None else frame)
+                return
         if len(self.frames) < MAX_QUEUED_FRAMES:
-            self.frames.append((stream, text))
+            self.frames.append((stream, text, frame))
             self.queued.set()
         elif not self.lagging:
             self.lagging = True
@@ -210,16 +225,67 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_frames(self) -> None:
         send = self.scope.get("streams.send", self.base_send)  # see exchange/asgi.py
+        writer = self.send_direct
         frames = self.frames
         while True:
             await self.queued.wait()
             self.queued.clear()
             async with self.turn:  # all that is queued, in one turn
+                batch: list[bytes] = []  # frames for one direct write
                 while frames:
-                    stream, text = frames.popleft()
+                    stream, text, frame = frames.popleft()
                     # not one queued before an unsubscribe
-                    if stream in self.public or stream in self.private:
-                        await send({"type": "websocket.send", "text": text})
+                    if stream not in self.public and stream not in self.private:
+                        continue
+                    if writer is not None and writer.writable():
+                        batch.append(fanout.text_frame(text) if frame is None else frame)
+                        if len(batch) < 64:
+                            continue
+                        writer.write(b"".join(batch))
+                        batch = []
+                        continue
+                    if batch:
+                        writer.write(b"".join(batch))
+                        batch = []
+                    await send({"type": "websocket.send", "text": text})
+                if batch and writer.writable():
+                    writer.write(b"".join(batch))
+
+
+class _DirectWriter:
+    """Writes whole frames to the transport of uvicorn's `websockets` protocol, past the
+    library's per-message framing and drain: only while the connection is open with no
+    extension negotiated (a frame is then the RFC's plain bytes) and its transport buffers
+    less than MAX_BUFFERED_BYTES. A frame is one `write` of the transport, so it never
+    interleaves with the library's own frames (answers, pings, the close frame)."""
+
+    __slots__ = ("protocol", "open")
+
+    def __init__(self, protocol, open_state) -> None:  # noqa: ANN001
+        self.protocol = protocol
+        self.open = open_state
+
+    def writable(self) -> bool:
+        protocol = self.protocol
+        if protocol.state is not self.open or protocol.extensions:
+            return False
+        transport = protocol.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() < MAX_BUFFERED_BYTES
+
+    def write(self, data: bytes) -> None:
+        self.protocol.transport.write(data)
+
+
+def _server_protocol(send) -> _DirectWriter | None:  # noqa: ANN001
+    """A direct writer when `send` is uvicorn's `websockets` protocol's own (the production
+    topology's server), else None (daphne, the test communicator: frames go through `send`)."""
+    module = sys.modules.get("uvicorn.protocols.websockets.websockets_impl")
+    protocol = getattr(send, "__self__", None)
+    if module is None or not isinstance(protocol, module.WebSocketProtocol):
+        return None
+    from websockets.protocol import State
+
+    return _DirectWriter(protocol, State.OPEN)
 
 
 @database_sync_to_async

@@ -5,7 +5,9 @@ Each event is one channel-layer message per process, not one per subscriber: the
 local sockets needs (a public stream's group, an account's group), and hands every message
 it receives to the local consumers of that group in the order it received them. The first
 local subscriber of a group adds the channel to it, the last to leave discards it; with no
-group left the receiver stops. A public update is encoded once for all its subscribers.
+group left the receiver stops. A public update is encoded once for all its subscribers: as
+JSON text, and as the bytes of its WebSocket frame (`text_frame`), which a consumer on
+uvicorn writes to its socket as they are (exchange/streams/consumer.py).
 
 Memberships are refreshed every REFRESH_SECONDS: a channel layer forgets a group member
 after its group expiry (a day by default), and a Redis server restarted empty forgets all.
@@ -25,8 +27,22 @@ REFRESH_SECONDS = 600.0
 RETRY_SECONDS = 1.0
 
 
+def text_frame(text: str) -> bytes:
+    """A server's WebSocket text frame of one whole message (RFC 6455 5.2: FIN, opcode 1, no
+    mask, no extension bits), header and payload."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 65536:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
 class Subscriber(Protocol):
-    def deliver(self, stream: str, text: str) -> None: ...
+    def deliver(self, stream: str, text: str, frame: bytes) -> None: ...
 
     def deliver_account(self, event: dict) -> None: ...
 
@@ -94,8 +110,9 @@ class Fanout:
             members = self.members.get(names.group(stream))
             if members:
                 text = json.dumps({"stream": stream, "data": message["data"]})
+                frame = text_frame(text)
                 for subscriber in members:
-                    subscriber.deliver(stream, text)
+                    subscriber.deliver(stream, text, frame)
         elif kind == "stream.account":
             for subscriber in self.members.get(names.account_group(message["account"]), ()):
                 subscriber.deliver_account(message)
