@@ -26,6 +26,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db.models.signals import post_delete
 
 from accounts import signing
 from accounts.models import ApiKey
@@ -135,7 +136,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 raise Refused(INVALID_STREAM, f"Invalid stream: {name}")
             streams.append(stream)
         symbols = {s.symbol for s in streams if s.symbol is not None}
-        known = await _known_markets(symbols)
+        known = await known_markets(symbols)
         for stream in streams:
             if stream.symbol is not None and stream.symbol not in known:
                 raise Refused(INVALID_STREAM, f"Invalid stream: {stream.name}")
@@ -293,10 +294,35 @@ def _positions(account: int, symbol: str | None) -> list[str]:
     return positions.snapshot(account, symbol)
 
 
+# Markets a subscription named, known to exist, per process (symbol -> until when): 1,000
+# sockets subscribing at once asked the database 1,000 times (a connection each, one at a
+# time on the one database thread). A symbol not found is asked again every time.
+MARKET_CACHE_SECONDS = 10.0
+_markets: dict[str, float] = {}
+
+
+async def known_markets(symbols: set[str]) -> set[str]:
+    """Which of these symbols are markets."""
+    now = time.monotonic()
+    known = {s for s in symbols if _markets.get(s, 0.0) > now}
+    if len(known) < len(symbols):
+        found = await _read_markets(symbols - known)
+        until = time.monotonic() + MARKET_CACHE_SECONDS
+        for symbol in found:
+            _markets[symbol] = until
+        known |= found
+    return known
+
+
+def _forget_market(sender: type, instance: Market, **kwargs: object) -> None:
+    _markets.pop(instance.symbol, None)
+
+
+post_delete.connect(_forget_market, sender=Market, dispatch_uid="streams.forget_market")
+
+
 @database_sync_to_async
-def _known_markets(symbols: set[str]) -> set[str]:
-    if not symbols:
-        return set()
+def _read_markets(symbols: set[str]) -> set[str]:
     return set(Market.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
 
 
