@@ -25,8 +25,13 @@ import redis.asyncio as aioredis
 
 
 def enabled(layer) -> bool:  # noqa: ANN001
-    """Whether updates go over Redis pub/sub on this channel layer."""
-    return type(layer).__module__ == "channels_redis.core"
+    """Whether updates go over Redis pub/sub on this channel layer (channels_redis' layer or
+    a subclass, such as the production topology's exchange/channel_layer.py)."""
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # the embedded default needs no Redis packages
+        return False
+    return isinstance(layer, RedisChannelLayer)
 
 
 def topic(layer, group: str) -> str:  # noqa: ANN001
