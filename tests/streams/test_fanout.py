@@ -107,3 +107,12 @@ def test_private_updates_reach_each_local_socket_of_the_account_once_through_the
         assert await members(layer, group) == []
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_a_frame_encoded_once_is_the_servers_plain_text_frame(size):
+    from websockets.frames import Frame, Opcode
+
+    text = "é" * (size // 2) + "x" * (size % 2)
+    assert fanout.text_frame(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert fanout.text_frame(text.encode()) == fanout.text_frame(text)
