@@ -120,8 +120,13 @@ class Fanout:
         index = self.layer.consistent_hash(group)
         pubsub = self._listeners.get(index)
         if pubsub is None:
-            pubsub = self._listeners[index] = bus.client(self.layer, group).pubsub()
-            await pubsub.subscribe(bus.topic(self.layer, group))
+            pubsub = bus.client(self.layer, group).pubsub()
+            try:
+                await pubsub.subscribe(bus.topic(self.layer, group))
+            except BaseException:
+                await _close(pubsub)
+                raise
+            self._listeners[index] = pubsub
             self._tasks.append(asyncio.create_task(self._receive_published(pubsub)))
         else:
             await pubsub.subscribe(bus.topic(self.layer, group))
@@ -132,10 +137,7 @@ class Fanout:
                 task.cancel()
             listeners, self._tasks, self._listeners = self._listeners, [], {}
             for pubsub in listeners.values():
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001 - its connection is gone with it
-                    log.exception("streams: could not close a subscription")
+                await _close(pubsub)
             return
         pubsub = self._listeners.get(self.layer.consistent_hash(group))
         try:
@@ -187,6 +189,15 @@ class Fanout:
                     await self.layer.group_add(group, channel)
                 except Exception:  # noqa: BLE001
                     log.exception("streams: could not refresh group %s", group)
+
+
+async def _close(pubsub) -> None:  # noqa: ANN001
+    """Close a subscription and its client's connections."""
+    try:
+        await pubsub.aclose()
+        await pubsub.connection_pool.disconnect()
+    except Exception:  # noqa: BLE001 - its connection is gone with it
+        log.exception("streams: could not close a subscription")
 
 
 _BY_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout]" = (

@@ -23,6 +23,7 @@ async def members(layer, group: str) -> list:  # noqa: ANN001
         [(_, count)] = await redis.pubsub_numsub(bus.topic(layer, group))
     finally:
         await redis.aclose()
+        await redis.connection_pool.disconnect()
     return [group] * count
 
 
