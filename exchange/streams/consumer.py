@@ -19,12 +19,14 @@ import asyncio
 import collections
 import json
 import logging
+import sys
 import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db.models.signals import post_delete
 
 from accounts import signing
 from accounts.models import ApiKey
@@ -39,6 +41,9 @@ INVALID_SIGNATURE = 4001
 INVALID_STREAM = 4006
 MAX_STREAMS = 200  # per connection
 MAX_QUEUED_FRAMES = 10_000  # a socket this far behind is closed
+# Frames are written to a socket's transport directly while it buffers less than this; past
+# it they wait their turn in the server's own send, which waits for the buffer to drain.
+MAX_BUFFERED_BYTES = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +56,12 @@ class Refused(Exception):
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):
     """Updates reach the consumer from its process's fan-out (exchange/streams/fanout.py),
-    not on a channel of its own: they are queued here and sent in order by one task, held
-    while a request is handled (a request's answer comes before the updates it started)."""
+    not on a channel of its own. On uvicorn's `websockets` protocol an update's frame, encoded
+    once per process, is written to the socket's transport at once when nothing is ahead of
+    it (no frame queued, no request being handled, the socket open and not backed up);
+    otherwise, and on other servers, updates are queued here and sent in order by one task,
+    held while a request is handled (a request's answer comes before the updates it
+    started)."""
 
     channel_layer_alias = None  # no channel per socket: the process's fan-out has one
 
@@ -63,10 +72,12 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.fanout = fanout.local(layer)
         self.public: dict[str, str] = {}  # stream name -> group
         self.private: dict[str, tuple[names.Stream, int]] = {}  # stream name -> (, account)
-        self.frames: collections.deque[tuple[str, str]] = collections.deque()  # (stream, text)
+        # (stream, text, frame bytes or None)
+        self.frames: collections.deque[tuple[str, str, bytes | None]] = collections.deque()
         self.queued = asyncio.Event()
         self.turn = asyncio.Lock()  # held by a request being handled, or a frame being sent
         self.lagging = False
+        self.send_direct = _server_protocol(self.scope.get("streams.send", self.base_send))
         self.sender = asyncio.create_task(self._send_frames())
         await self.accept()
 
@@ -125,7 +136,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 raise Refused(INVALID_STREAM, f"Invalid stream: {name}")
             streams.append(stream)
         symbols = {s.symbol for s in streams if s.symbol is not None}
-        known = await _known_markets(symbols)
+        known = await known_markets(symbols)
         for stream in streams:
             if stream.symbol is not None and stream.symbol not in known:
                 raise Refused(INVALID_STREAM, f"Invalid stream: {stream.name}")
@@ -182,10 +193,10 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     # ------------------------------------------------------------------ deliveries
 
-    def deliver(self, stream: str, text: str) -> None:
-        """A public stream's update, as JSON text (from the fan-out)."""
+    def deliver(self, stream: str, text: str, frame: bytes) -> None:
+        """A public stream's update, as JSON text and as its frame (from the fan-out)."""
         if stream in self.public:
-            self._queue(stream, text)
+            self._queue(stream, text, frame)
 
     def deliver_account(self, event: dict) -> None:
         """A private update of one account: every matching subscribed stream gets it."""
@@ -198,9 +209,14 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 else:
                     self._queue(name, json.dumps({"stream": name, "data": event["data"]}))
 
-    def _queue(self, stream: str, text: str) -> None:
+    def _queue(self, stream: str, text: str, frame: bytes | None = None) -> None:
+        if not self.frames and not self.turn.locked():
+            writer = self.send_direct
+            if writer is not None and writer.writable():
+                writer.write(fanout.text_frame(text) if frame is None else frame)
+                return
         if len(self.frames) < MAX_QUEUED_FRAMES:
-            self.frames.append((stream, text))
+            self.frames.append((stream, text, frame))
             self.queued.set()
         elif not self.lagging:
             self.lagging = True
@@ -210,16 +226,67 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_frames(self) -> None:
         send = self.scope.get("streams.send", self.base_send)  # see exchange/asgi.py
+        writer = self.send_direct
         frames = self.frames
         while True:
             await self.queued.wait()
             self.queued.clear()
             async with self.turn:  # all that is queued, in one turn
+                batch: list[bytes] = []  # frames for one direct write
                 while frames:
-                    stream, text = frames.popleft()
+                    stream, text, frame = frames.popleft()
                     # not one queued before an unsubscribe
-                    if stream in self.public or stream in self.private:
-                        await send({"type": "websocket.send", "text": text})
+                    if stream not in self.public and stream not in self.private:
+                        continue
+                    if writer is not None and writer.writable():
+                        batch.append(fanout.text_frame(text) if frame is None else frame)
+                        if len(batch) < 64:
+                            continue
+                        writer.write(b"".join(batch))
+                        batch = []
+                        continue
+                    if batch:
+                        writer.write(b"".join(batch))
+                        batch = []
+                    await send({"type": "websocket.send", "text": text})
+                if batch and writer.writable():
+                    writer.write(b"".join(batch))
+
+
+class _DirectWriter:
+    """Writes whole frames to the transport of uvicorn's `websockets` protocol, past the
+    library's per-message framing and drain: only while the connection is open with no
+    extension negotiated (a frame is then the RFC's plain bytes) and its transport buffers
+    less than MAX_BUFFERED_BYTES. A frame is one `write` of the transport, so it never
+    interleaves with the library's own frames (answers, pings, the close frame)."""
+
+    __slots__ = ("protocol", "open")
+
+    def __init__(self, protocol, open_state) -> None:  # noqa: ANN001
+        self.protocol = protocol
+        self.open = open_state
+
+    def writable(self) -> bool:
+        protocol = self.protocol
+        if protocol.state is not self.open or protocol.extensions:
+            return False
+        transport = protocol.transport
+        return not transport.is_closing() and transport.get_write_buffer_size() < MAX_BUFFERED_BYTES
+
+    def write(self, data: bytes) -> None:
+        self.protocol.transport.write(data)
+
+
+def _server_protocol(send) -> _DirectWriter | None:  # noqa: ANN001
+    """A direct writer when `send` is uvicorn's `websockets` protocol's own (the production
+    topology's server), else None (daphne, the test communicator: frames go through `send`)."""
+    module = sys.modules.get("uvicorn.protocols.websockets.websockets_impl")
+    protocol = getattr(send, "__self__", None)
+    if module is None or not isinstance(protocol, module.WebSocketProtocol):
+        return None
+    from websockets.protocol import State
+
+    return _DirectWriter(protocol, State.OPEN)
 
 
 @database_sync_to_async
@@ -227,10 +294,35 @@ def _positions(account: int, symbol: str | None) -> list[str]:
     return positions.snapshot(account, symbol)
 
 
+# Markets a subscription named, known to exist, per process (symbol -> until when): 1,000
+# sockets subscribing at once asked the database 1,000 times (a connection each, one at a
+# time on the one database thread). A symbol not found is asked again every time.
+MARKET_CACHE_SECONDS = 10.0
+_markets: dict[str, float] = {}
+
+
+async def known_markets(symbols: set[str]) -> set[str]:
+    """Which of these symbols are markets."""
+    now = time.monotonic()
+    known = {s for s in symbols if _markets.get(s, 0.0) > now}
+    if len(known) < len(symbols):
+        found = await _read_markets(symbols - known)
+        until = time.monotonic() + MARKET_CACHE_SECONDS
+        for symbol in found:
+            _markets[symbol] = until
+        known |= found
+    return known
+
+
+def _forget_market(sender: type, instance: Market, **kwargs: object) -> None:
+    _markets.pop(instance.symbol, None)
+
+
+post_delete.connect(_forget_market, sender=Market, dispatch_uid="streams.forget_market")
+
+
 @database_sync_to_async
-def _known_markets(symbols: set[str]) -> set[str]:
-    if not symbols:
-        return set()
+def _read_markets(symbols: set[str]) -> set[str]:
     return set(Market.objects.filter(symbol__in=symbols).values_list("symbol", flat=True))
 
 

@@ -11,8 +11,8 @@ the hub's loop sends them in order with `group_send`.
   it runs on (the server's) and the layer it uses. Until one has, `ready()` is False and
   the engine's publisher skips its work: nobody could be listening.
 * Production (`runworker engine`): the engine consumer builds a `Hub` bound to the
-  worker's own loop and Redis layer; group sends cross to the daphne processes through
-  Redis.
+  worker's own loop and Redis layer; updates cross to the web processes through Redis
+  pub/sub (exchange/streams/bus.py), one PUBLISH per update.
 
 The hub also does what needs a clock: the aggregated depth streams (`depth.200ms|600ms|
 1000ms.<symbol>`: the updates of the window merged, U of the first, u of the last), and,
@@ -36,7 +36,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.api.serializers import dec
-from exchange.streams import names, positions
+from exchange.streams import bus, names, positions
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class Hub:
 
     def _reset(self) -> None:
         self._queue: asyncio.Queue | None = None
+        self._publisher: bus.Publisher | None = None
         self._tasks: list[asyncio.Task] = []
         # (window, symbol) -> merged depth update of the window
         self._windows: dict[tuple[str, str], dict] = {}
@@ -142,7 +143,7 @@ class Hub:
         elif op == "private":
             data = message["data"]
             data["E"] = now_us()
-            await self.layer.group_send(
+            await self.group_send(
                 names.account_group(message["account"]),
                 {
                     "type": "stream.account",
@@ -166,9 +167,23 @@ class Hub:
 
     async def send(self, stream: str, data: dict) -> None:
         data["E"] = now_us()
-        await self.layer.group_send(
+        await self.group_send(
             names.group(stream), {"type": "stream.message", "stream": stream, "data": data}
         )
+
+    async def group_send(self, group: str, message: dict) -> None:
+        """To the group's subscribers: over Redis pub/sub on a Redis layer, else through the
+        layer's group_send (exchange/streams/bus.py)."""
+        if not bus.enabled(self.layer):
+            await self.layer.group_send(group, message)
+            return
+        if message["type"] == "stream.message":
+            payload = bus.public(message["stream"], message["data"])
+        else:
+            payload = bus.private(message)
+        if self._publisher is None:
+            self._publisher = bus.Publisher(self.layer)
+        await self._publisher.publish(group, payload)
 
     async def _window(self, window: str) -> None:
         period = names.DEPTH_WINDOWS[window]
@@ -261,7 +276,7 @@ class Hub:
             told[key] = data
             primed.discard(key)
             event = positions.kind(before, Decimal(data["q"]))
-            await self.layer.group_send(
+            await self.group_send(
                 names.account_group(key[0]),
                 {
                     "type": "stream.account",

@@ -64,9 +64,18 @@ def _ready(url: str) -> bool:
         return False
 
 
+# The production topology's web server (Procfile `web`): its WebSocket frames are written to
+# the socket directly (exchange/streams/consumer.py), daphne's go through the ASGI send.
+UVICORN = (
+    "-m", "uvicorn", "exchange.asgi:application", "--host", "127.0.0.1", "--ws", "websockets",
+    "--ws-per-message-deflate", "false", "--lifespan", "off", "--no-access-log",
+)  # fmt: skip
+
+
 @contextmanager
-def running_exchange(log_dir: Path):
-    """Serve the exchange on a free port; yield its base URL (http://127.0.0.1:<port>)."""
+def running_exchange(log_dir: Path, server: str = "daphne"):
+    """Serve the exchange on a free port with daphne (`manage.py serve`) or uvicorn; yield its
+    base URL (http://127.0.0.1:<port>)."""
     port = free_port()
     tag = f"ccxt{os.getpid()}x{port}"
     env = _env(tag)
@@ -76,7 +85,7 @@ def running_exchange(log_dir: Path):
     def start(*args: str) -> None:
         processes.append(
             subprocess.Popen(
-                [sys.executable, "manage.py", *args],
+                [sys.executable, *(args if args[0] == "-m" else ("manage.py", *args))],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -89,7 +98,10 @@ def running_exchange(log_dir: Path):
     try:
         if "REDIS_URL" in env:
             start("runworker", env["ENGINE_CHANNEL"])
-        start("serve", "--no-jobs", "--host", "127.0.0.1", "--port", str(port))
+        if server == "uvicorn":
+            start(*UVICORN, "--port", str(port))
+        else:
+            start("serve", "--no-jobs", "--host", "127.0.0.1", "--port", str(port))
         deadline = time.monotonic() + STARTUP_SECONDS
         while not _ready(url):
             dead = [p for p in processes if p.poll() is not None]

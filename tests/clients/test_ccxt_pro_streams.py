@@ -1,17 +1,24 @@
 """ccxt.pro's `backpack` class against the real server's WebSocket (`/ws`): order book,
 trades, ticker, candles and the signed order and position streams, driven by orders placed
-over REST."""
+over REST. Each test runs on daphne (`manage.py serve`) and on uvicorn (the production
+topology's server, where stream frames are written to the socket directly)."""
 
 import asyncio
 
 import pytest
 
 from tests.clients.helpers import SOL, SOL_PERP, backpack
-from tests.clients.server import demo_account
+from tests.clients.server import demo_account, running_exchange
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 WAIT = 10
+
+
+@pytest.fixture(params=["daphne", "uvicorn"])
+def exchange_url(request, transactional_db, tmp_path):  # noqa: ANN001, ANN201
+    with running_exchange(tmp_path, server=request.param) as url:
+        yield url
 
 
 async def in_thread(call, *args, **kwargs):  # noqa: ANN001, ANN201

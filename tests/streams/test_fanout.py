@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from exchange.streams import names
+from exchange.streams import bus, fanout, names
 from tests.builders import user_account
 from tests.streams.helpers import Client, limit, place, subscribe_signature
 
@@ -14,35 +14,43 @@ pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 async def members(layer, group: str) -> list:  # noqa: ANN001
-    """The channels the layer has in a group (in-memory or Redis layer)."""
+    """The receivers of a group: the channels the in-memory layer has in it, or the
+    connections subscribed to its Redis pub/sub topic (exchange/streams/bus.py)."""
     if hasattr(layer, "groups"):
         return list(layer.groups.get(group, {}))
-    connection = layer.connection(layer.consistent_hash(group))
-    return await connection.zrange(layer._group_key(group), 0, -1)  # noqa: SLF001
+    redis = bus.client(layer, group)
+    try:
+        [(_, count)] = await redis.pubsub_numsub(bus.topic(layer, group))
+    finally:
+        await redis.aclose()
+        await redis.connection_pool.disconnect()
+    return [group] * count
 
 
-def count_received(layer) -> list[dict]:  # noqa: ANN001
-    """Record every message the process takes off the layer."""
-    received: list[dict] = []
-    receive = layer.receive
+@pytest.fixture
+def received(monkeypatch) -> list[dict]:  # noqa: ANN001
+    """Every update the process's fan-out receives (one per event and group, however many
+    local sockets get it)."""
+    seen: list[dict] = []
+    hand_out = fanout.Fanout._hand_out  # noqa: SLF001
 
-    async def counting(channel: str) -> dict:
-        message = await receive(channel)
-        received.append(message)
-        return message
+    def counting(self, message: dict) -> None:  # noqa: ANN001
+        seen.append(message)
+        hand_out(self, message)
 
-    layer.receive = counting
-    return received
+    monkeypatch.setattr(fanout.Fanout, "_hand_out", counting)
+    return seen
 
 
-def test_local_subscribers_of_a_stream_share_one_layer_message_per_event_and_get_every_update():
+def test_local_subscribers_of_a_stream_share_one_layer_message_per_event_and_get_every_update(
+    received,
+):
     alice = user_account("alice", USDC="1000")
     bob = user_account("bob", SOL="10")
     group = names.group("depth.SOL_USDC")
 
     async def scenario():
         layer = get_channel_layer()
-        received = count_received(layer)
         async with Client() as a, Client() as b, Client() as c:
             for ws in (a, b, c):
                 assert await ws.subscribe("depth.SOL_USDC") == {"id": 1, "result": None}
@@ -74,13 +82,14 @@ def test_local_subscribers_of_a_stream_share_one_layer_message_per_event_and_get
     async_to_sync(scenario)()
 
 
-def test_private_updates_reach_each_local_socket_of_the_account_once_through_the_fan_out():
+def test_private_updates_reach_each_local_socket_of_the_account_once_through_the_fan_out(
+    received,
+):
     alice = user_account("alice", USDC="1000")
     signatures = [subscribe_signature(alice) for _ in range(3)]
 
     async def scenario():
         layer = get_channel_layer()
-        received = count_received(layer)
         async with Client() as a, Client() as b:
             for ws, signature in ((a, signatures[0]), (b, signatures[1])):
                 answer = await ws.subscribe("account.orderUpdate", signature=signature)
@@ -99,3 +108,12 @@ def test_private_updates_reach_each_local_socket_of_the_account_once_through_the
         assert await members(layer, group) == []
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_a_frame_encoded_once_is_the_servers_plain_text_frame(size):
+    from websockets.frames import Frame, Opcode
+
+    text = "é" * (size // 2) + "x" * (size % 2)
+    assert fanout.text_frame(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert fanout.text_frame(text.encode()) == fanout.text_frame(text)

@@ -1,0 +1,76 @@
+"""How stream updates travel from the engine's hub to the web processes' fan-out.
+
+With a Redis channel layer (channels_redis, the production topology) an update is one Redis
+pub/sub PUBLISH on its group's topic (`<layer prefix>streams:<group>`), and each process's
+fan-out subscribes to the topics of the groups its sockets need. The channel layer's
+group_send costs four round trips per update, and its receive four more per message in the
+receiving process, one message at a time and behind the engine's replies to that process's
+orders: under load that queue, not the sockets, was most of the subscribers' lag. A PUBLISH
+is one round trip, and Redis pushes the update to every subscribed process at once.
+
+Like the channel layer's groups, pub/sub delivers at most once: an update published while a
+process is disconnected from Redis is lost to it (depth subscribers then see a gap in U/u and
+re-sync from REST); the client library reconnects and subscribes again by itself.
+
+Other layers (the in-memory one of the embedded default) keep group_send and receive.
+
+A message is `<stream>\\n<frame text>` for a public stream (the JSON text its sockets are sent,
+encoded once, by the hub) and `\\n<JSON of the channel-layer message>` for an account's private
+update (stream.account), which each socket renders for its own streams.
+"""
+
+import json
+
+import redis.asyncio as aioredis
+
+
+def enabled(layer) -> bool:  # noqa: ANN001
+    """Whether updates go over Redis pub/sub on this channel layer (channels_redis' layer or
+    a subclass, such as the production topology's exchange/channel_layer.py)."""
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:  # the embedded default needs no Redis packages
+        return False
+    return isinstance(layer, RedisChannelLayer)
+
+
+def topic(layer, group: str) -> str:  # noqa: ANN001
+    return f"{layer.prefix}streams:{group}"
+
+
+def client(layer, group: str) -> aioredis.Redis:  # noqa: ANN001
+    """A client on the Redis server of this group (the layer's own sharding of groups), on
+    a pool of its own: a client belongs to the event loop it is used on."""
+    return aioredis.Redis(connection_pool=layer.create_pool(layer.consistent_hash(group)))
+
+
+def public(stream: str, data: dict) -> bytes:
+    return f"{stream}\n{json.dumps({'stream': stream, 'data': data})}".encode()
+
+
+def private(message: dict) -> bytes:
+    return b"\n" + json.dumps(message).encode()
+
+
+def decode(payload: bytes) -> dict:
+    """The channel-layer message a published payload stands for; a public stream's carries
+    its encoded frame text as `text` (bytes) instead of `data`."""
+    head, _, body = payload.partition(b"\n")
+    if head:
+        return {"type": "stream.message", "stream": head.decode(), "text": body}
+    return json.loads(body)
+
+
+class Publisher:
+    """Publishes on one event loop (the hub's): one client per Redis server."""
+
+    def __init__(self, layer) -> None:  # noqa: ANN001
+        self.layer = layer
+        self.clients: dict[int, aioredis.Redis] = {}
+
+    async def publish(self, group: str, payload: bytes) -> None:
+        index = self.layer.consistent_hash(group)
+        redis = self.clients.get(index)
+        if redis is None:
+            redis = self.clients[index] = client(self.layer, group)
+        await redis.publish(topic(self.layer, group), payload)
