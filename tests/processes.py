@@ -49,12 +49,12 @@ def use_channel_engine(settings, redis_url: str, timeout: float = 3) -> dict:  #
     of its own); returns the environment for that worker process."""
     tag = f"t{os.getpid()}{time.monotonic_ns()}"
     settings.ENGINE_CHANNEL = f"engine-{tag}"
-    settings.ENGINE_CLIENT = "exchange.engine.consumer.ChannelEngineClient"
+    settings.ENGINE_CLIENT = "exchange.order_client.FastEngineClient"  # production's
     settings.ENGINE_TIMEOUT_SECONDS = timeout
     settings.ENGINE_SHARDS = {}
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "exchange.channel_layer.OneTripRedisChannelLayer",  # production's
             "CONFIG": {"hosts": [redis_url], "prefix": tag, "expiry": 30},
         }
     }

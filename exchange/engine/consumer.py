@@ -14,6 +14,8 @@ commands without a symbol, such as the perps' realize_pnl: perps belong to that 
 import asyncio
 import functools
 import logging
+import os
+import signal
 import threading
 import time
 import weakref
@@ -62,9 +64,18 @@ def owned_markets() -> list[str] | None:
 
 
 class EngineConsumer(AsyncConsumer):
+    """SIGTERM or SIGINT (a deploy, a supervisor's stop, Ctrl-C) stops the worker between
+    batches: the batch under way commits, its callers are answered and its depth snapshot
+    and stream updates go out (the hub is flushed); commands received but not started are refused
+    (SERVER_ERROR, nothing was done) rather than left to time out. SIGKILL is recovery's
+    business (the books are rebuilt from the database on start)."""
+
     core: EngineCore | None = None
     pending: asyncio.Queue | None = None
     stale = False  # a batch failed outside the core's own recovery: rebuild first
+    stopping = False  # a stop signal came: finish the batch under way, then exit
+    busy = False  # a batch is under way
+    hub: Hub | None = None
 
     def _process(self, commands: list[dict]) -> list[dict]:
         close_old_connections()  # drop a connection the database closed
@@ -79,19 +90,50 @@ class EngineConsumer(AsyncConsumer):
             asyncio.get_running_loop().create_task(self._serve())
         await self.pending.put(message)
 
+    def _on_stop_signal(self) -> None:
+        log.info("engine: stop signal; exiting after the batch under way")
+        self.stopping = True
+        if not self.busy:  # idle: wake the loop waiting for the next command
+            self.pending.put_nowait(None)
+
+    async def _stop(self) -> None:
+        """Refuse what was received but not started, then exit the process."""
+        refused = error("SERVER_ERROR", "The engine is restarting; nothing was done")
+        replies = []
+        while not self.pending.empty():
+            m = self.pending.get_nowait()
+            if m is not None:
+                replies.append(self._reply(m["reply_to"], [refused] * len(m["commands"])))
+        await asyncio.gather(*replies)
+        await self.hub.flush(5)  # the last batch's stream updates
+        log.info("engine: stopped")
+        logging.shutdown()
+        os._exit(0)  # the batch committed and its callers were answered: nothing is lost
+
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal)
         # Stream updates go out through this worker's loop and (Redis) channel layer.
-        hub = Hub(asyncio.get_running_loop(), self.channel_layer)
+        hub = self.hub = Hub(loop, self.channel_layer)
         symbols = await sync_to_async(owned_markets, thread_sensitive=True)()
         self.core = engine_core(symbols, hub=hub)
         await sync_to_async(self.core.start, thread_sensitive=True)()
         limit = settings.ENGINE_BATCH_SIZE
         while True:
-            messages = [await self.pending.get()]
-            size = len(messages[0]["commands"])
+            if self.stopping:
+                await self._stop()
+            first = await self.pending.get()
+            if first is None:  # woken by a stop signal
+                continue
+            messages = [first]
+            size = len(first["commands"])
             while size < limit and not self.pending.empty():
-                messages.append(self.pending.get_nowait())
-                size += len(messages[-1]["commands"])
+                message = self.pending.get_nowait()
+                if message is not None:
+                    messages.append(message)
+                    size += len(message["commands"])
+            self.busy = True
             now = time.time()
             alive = [m.get("deadline", now + 1) > now for m in messages]
             live = [m for m, ok in zip(messages, alive, strict=True) if ok]
@@ -116,6 +158,7 @@ class EngineConsumer(AsyncConsumer):
                 replies.append(self._reply(m["reply_to"], answer))
             # Concurrently: one Redis round trip after another would add up over a batch.
             await asyncio.gather(*replies)
+            self.busy = False
 
     async def _reply(self, channel: str, results: list[dict]) -> None:
         try:

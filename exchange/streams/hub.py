@@ -130,6 +130,16 @@ class Hub:
                     await self._route(message)
                 except Exception:  # noqa: BLE001 - one bad send must not stop delivery
                     log.exception("streams: could not deliver %s", message.get("op"))
+            queue.task_done()
+
+    async def flush(self, seconds: float) -> None:
+        """Wait (at most `seconds`) until every batch queued so far has been delivered:
+        before a worker that stops on a signal exits."""
+        if self._queue is not None:
+            try:
+                await asyncio.wait_for(self._queue.join(), seconds)
+            except TimeoutError:
+                log.warning("streams: stopping with undelivered updates")
 
     async def _route(self, message: dict) -> None:
         op = message["op"]

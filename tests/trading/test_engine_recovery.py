@@ -49,3 +49,30 @@ def test_a_killed_engine_loses_no_acknowledged_order_and_duplicates_no_fill(sett
     assert traders.refused.get("TIMEOUT", 0) > 0, "the kill should have left calls unanswered"
     assert set(traders.refused) <= CLEAR_ERRORS, dict(traders.refused)
     assert_nothing_lost(traders.acked, [alice, bob])
+
+
+def test_a_stopped_engine_commits_and_answers_its_batch_then_exits_cleanly(settings, tmp_path):
+    """SIGTERM (a deploy, a supervisor's stop) mid-stream: the worker finishes the batch under
+    way (committed, answered, its depth snapshot cached) and exits 0; what it had not started
+    is refused with a clear error, and the cached depth equals the open orders without a
+    restart."""
+    env = use_channel_engine(settings, settings.REDIS_URL)
+    log = tmp_path / "worker.log"
+    alice = user_account("alice", USDC="1000000")
+    bob = user_account("bob", SOL="10000")
+
+    worker = start_worker(env, log)
+    try:
+        with Traders(alice, bob) as traders:
+            traders.wait_acks(60)
+            kill(worker, signal.SIGTERM)
+            stopped = worker.returncode
+            traders.wait_refusals(CLEAR_ERRORS, 30)
+    finally:
+        kill(worker, signal.SIGKILL)
+
+    assert stopped == 0, (stopped, log.read_text()[-2000:])
+    assert "engine: stopped" in log.read_text()
+    assert not traders.crashed, traders.crashed
+    assert set(traders.refused) <= CLEAR_ERRORS, dict(traders.refused)
+    assert_nothing_lost(traders.acked, [alice, bob])
