@@ -113,14 +113,21 @@ class WindowThrottle(BaseThrottle):
             log.warning("rate limits not enforced: the cache is unreachable (%s)", exc)
             return True
 
-    def _count(self, request: "Request") -> bool:
+    def _subject(self, request: "Request") -> tuple[tuple[int, int], str] | None:
+        """The limit that applies and whom it counts, or None: nothing to count."""
         rate = parse_rate(_limits().get(self.setting))
         if rate is None:
-            return True
+            return None
         who = self.ident(request)
         if who is None:
+            return None
+        return rate, who
+
+    def _count(self, request: "Request") -> bool:
+        subject = self._subject(request)
+        if subject is None:
             return True
-        limit, period = rate
+        (limit, period), who = subject
         cache = caches[_limits().get("CACHE", "default")]
         now = _now()
         window = int(now // period)
@@ -155,18 +162,15 @@ class WindowThrottle(BaseThrottle):
         round trip (a Lua script on an asyncio Redis client) instead of a thread running
         three or four blocking cache calls."""
         self._wait = None
-        rate = parse_rate(_limits().get(self.setting))
-        if rate is None:
-            return True
-        who = self.ident(request)
-        if who is None:
+        subject = self._subject(request)
+        if subject is None:
             return True
         cache = caches[_limits().get("CACHE", "default")]
         if not isinstance(cache, RedisCache):
             return await sync_to_async(self.allow_request, thread_sensitive=False)(request, None)
         from accounts.authentication import redis_for_loop
 
-        limit, period = rate
+        (limit, period), who = subject
         now = _now()
         window = int(now // period)
         start = window * period

@@ -2,7 +2,6 @@
 nothing that was acknowledged is lost or applied twice."""
 
 import signal
-import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -28,18 +27,22 @@ pytestmark = [
 ]
 
 
-def test_a_killed_engine_loses_no_acknowledged_order_and_duplicates_no_fill(settings, tmp_path):
+def setup(settings, tmp_path):  # noqa: ANN001, ANN201
+    """The worker's environment, its log file and two funded traders."""
     env = use_channel_engine(settings, settings.REDIS_URL)
-    log = tmp_path / "worker.log"
     alice = user_account("alice", USDC="1000000")
     bob = user_account("bob", SOL="10000")
+    return env, tmp_path / "worker.log", alice, bob
 
+
+def test_a_killed_engine_loses_no_acknowledged_order_and_duplicates_no_fill(settings, tmp_path):
+    env, log, alice, bob = setup(settings, tmp_path)
     worker = start_worker(env, log)
     try:
         with Traders(alice, bob) as traders:
             traders.wait_acks(60)
             kill(worker, signal.SIGKILL)  # mid-stream: calls are in flight
-            time.sleep(1)
+            traders.wait_refusals({"TIMEOUT"}, 30)  # calls went unanswered while it was down
             worker = start_worker(env, log)
             traders.wait_acks(60)
     finally:
@@ -56,11 +59,7 @@ def test_a_stopped_engine_commits_and_answers_its_batch_then_exits_cleanly(setti
     way (committed, answered, its depth snapshot cached) and exits 0; what it had not started
     is refused with a clear error, and the cached depth equals the open orders without a
     restart."""
-    env = use_channel_engine(settings, settings.REDIS_URL)
-    log = tmp_path / "worker.log"
-    alice = user_account("alice", USDC="1000000")
-    bob = user_account("bob", SOL="10000")
-
+    env, log, alice, bob = setup(settings, tmp_path)
     worker = start_worker(env, log)
     try:
         with Traders(alice, bob) as traders:
