@@ -74,19 +74,3 @@ class Publisher:
         if redis is None:
             redis = self.clients[index] = client(self.layer, group)
         await redis.publish(topic(self.layer, group), payload)
-
-    async def publish_many(self, items: list[tuple[str, bytes]]) -> None:
-        """Publish (group, payload) pairs in order: one pipelined round trip per Redis server
-        instead of one per update (the hub's loop also reads and answers the engine's
-        commands: a round trip per update there delays them)."""
-        per_server: dict[int, list[tuple[str, bytes]]] = {}
-        for group, payload in items:
-            per_server.setdefault(self.layer.consistent_hash(group), []).append((group, payload))
-        for index, pairs in per_server.items():
-            redis = self.clients.get(index)
-            if redis is None:
-                redis = self.clients[index] = client(self.layer, pairs[0][0])
-            pipe = redis.pipeline(transaction=False)
-            for group, payload in pairs:
-                pipe.publish(topic(self.layer, group), payload)
-            await pipe.execute()

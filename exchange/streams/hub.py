@@ -41,7 +41,6 @@ from exchange.streams import bus, names, positions
 log = logging.getLogger(__name__)
 
 MAX_QUEUED_BATCHES = 10_000  # beyond this the loop is not keeping up: drop, log
-DRAIN_BATCHES = 50  # queued batches whose updates go out in one pipelined publish
 
 
 def now_us() -> int:
@@ -125,32 +124,20 @@ class Hub:
     async def _drain(self) -> None:
         queue = self._queue
         while True:
-            batches = [await queue.get()]
-            while not queue.empty() and len(batches) < DRAIN_BATCHES:
-                batches.append(queue.get_nowait())
-            # Over Redis pub/sub the updates of the queued batches are collected (routing
-            # then never waits) and published in order, pipelined: one round trip, not one
-            # per update, on the loop that also takes and answers the engine's commands.
-            out: list[tuple[str, bytes]] | None = [] if bus.enabled(self.layer) else None
-            for messages in batches:
-                for message in messages:
-                    try:
-                        await self._route(message, out)
-                    except Exception:  # noqa: BLE001 - one bad send must not stop delivery
-                        log.exception("streams: could not deliver %s", message.get("op"))
-            if out:
+            messages = await queue.get()
+            for message in messages:
                 try:
-                    await self._publisher_().publish_many(out)
-                except Exception:  # noqa: BLE001 - delivery goes on with the next batch
-                    log.exception("streams: could not deliver %d updates", len(out))
+                    await self._route(message)
+                except Exception:  # noqa: BLE001 - one bad send must not stop delivery
+                    log.exception("streams: could not deliver %s", message.get("op"))
 
-    async def _route(self, message: dict, out: list | None = None) -> None:
+    async def _route(self, message: dict) -> None:
         op = message["op"]
         if op == "send":
-            await self.send(message["stream"], message["data"], out)
+            await self.send(message["stream"], message["data"])
         elif op == "depth":
             symbol, data = message["symbol"], message["data"]
-            await self.send(f"depth.{symbol}", data, out)
+            await self.send(f"depth.{symbol}", data)
             for window in names.DEPTH_WINDOWS:
                 _merge(self._windows, (window, symbol), data)
         elif op == "private":
@@ -165,7 +152,6 @@ class Hub:
                     "symbol": message["symbol"],
                     "data": data,
                 },
-                out,
             )
         elif op == "positions":
             for account, symbol, before in message["changes"]:
@@ -179,16 +165,15 @@ class Hub:
                 seconds.add(second)
                 _fold(self._one_second, symbol, second, Decimal(price), Decimal(qty))
 
-    async def send(self, stream: str, data: dict, out: list | None = None) -> None:
+    async def send(self, stream: str, data: dict) -> None:
         data["E"] = now_us()
         await self.group_send(
-            names.group(stream), {"type": "stream.message", "stream": stream, "data": data}, out
+            names.group(stream), {"type": "stream.message", "stream": stream, "data": data}
         )
 
-    async def group_send(self, group: str, message: dict, out: list | None = None) -> None:
+    async def group_send(self, group: str, message: dict) -> None:
         """To the group's subscribers: over Redis pub/sub on a Redis layer, else through the
-        layer's group_send (exchange/streams/bus.py). With `out` (Redis pub/sub only) the
-        update is appended there, for the caller to publish."""
+        layer's group_send (exchange/streams/bus.py)."""
         if not bus.enabled(self.layer):
             await self.layer.group_send(group, message)
             return
@@ -196,15 +181,9 @@ class Hub:
             payload = bus.public(message["stream"], message["data"])
         else:
             payload = bus.private(message)
-        if out is not None:
-            out.append((group, payload))
-            return
-        await self._publisher_().publish(group, payload)
-
-    def _publisher_(self) -> bus.Publisher:
         if self._publisher is None:
             self._publisher = bus.Publisher(self.layer)
-        return self._publisher
+        await self._publisher.publish(group, payload)
 
     async def _window(self, window: str) -> None:
         period = names.DEPTH_WINDOWS[window]
