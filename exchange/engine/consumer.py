@@ -14,7 +14,6 @@ commands without a symbol, such as the perps' realize_pnl: perps belong to that 
 import asyncio
 import functools
 import logging
-import sys
 import threading
 import time
 import weakref
@@ -36,8 +35,6 @@ from exchange.streams.publisher import engine_core
 from trading.commands import error
 
 log = logging.getLogger(__name__)
-
-ENGINE_SWITCH_INTERVAL = 0.0005  # seconds; CPython's default is 0.005
 
 
 def shard_channel(symbol: str | None) -> str:
@@ -85,12 +82,6 @@ class EngineConsumer(AsyncConsumer):
     async def _serve(self) -> None:
         # Stream updates go out through this worker's loop and (Redis) channel layer.
         hub = Hub(asyncio.get_running_loop(), self.channel_layer)
-        # Two threads share the GIL here: the batch thread (pure Python between its database
-        # round trips) and this loop, which takes each command message in, answers it and
-        # publishes the streams, one Redis round trip at a time. With the default 5 ms switch
-        # interval every wake-up of the loop could wait up to 5 ms for the batch thread to
-        # yield: commands then reached the engine late and in bursts (the p99 at 500/s).
-        sys.setswitchinterval(ENGINE_SWITCH_INTERVAL)
         symbols = await sync_to_async(owned_markets, thread_sensitive=True)()
         self.core = engine_core(symbols, hub=hub)
         await sync_to_async(self.core.start, thread_sensitive=True)()
