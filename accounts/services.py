@@ -5,8 +5,9 @@ import hashlib
 import hmac
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -124,6 +125,20 @@ def _post_entries(
     specs: list[EntrySpec], locked_deltas: dict[tuple[int, str], Decimal] | None
 ) -> list[LedgerEntry]:
     deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    _check_entries(specs, deltas)
+    ids = allocate_ids(LedgerEntry, len(specs))
+    now = _insert_entries(specs, ids)
+    apply_balance_changes(deltas, locked_deltas or {})
+    return [
+        new_instance(
+            LedgerEntry, id=i, kind=s.kind, memo=s.memo[:255], reference=s.reference, created_at=now
+        )
+        for i, s in zip(ids, specs, strict=True)
+    ]
+
+
+def _check_entries(specs: list[EntrySpec], deltas: dict[tuple[int, str], Decimal]) -> None:
+    """Refuse unbalanced, empty or too fine entries; add their legs to `deltas`."""
     for spec in specs:
         spec.legs = [leg for leg in spec.legs if leg[2] != 0]
         if not spec.legs:
@@ -136,7 +151,10 @@ def _post_entries(
         unbalanced = {s: total for s, total in per_asset.items() if total != 0}
         if unbalanced:
             raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
-    ids = allocate_ids(LedgerEntry, len(specs))
+
+
+def _insert_entries(specs: list[EntrySpec], ids: list[int]) -> datetime:
+    """The entries' and their postings' rows (no balance changes); their created_at."""
     now = timezone.now()
     insert_rows(
         LedgerEntry,
@@ -152,13 +170,34 @@ def _post_entries(
             for account, symbol, amount in spec.legs
         ),
     )
-    apply_balance_changes(deltas, locked_deltas or {})
-    return [
-        new_instance(
-            LedgerEntry, id=i, kind=s.kind, memo=s.memo[:255], reference=s.reference, created_at=now
-        )
-        for i, s in zip(ids, specs, strict=True)
-    ]
+    return now
+
+
+class LedgerStream:
+    """post_entries in parts, for a writer that makes entries over a while inside one
+    transaction (the engine's batch): `write` checks and inserts entries and their postings
+    as they come, so the database works on them while the writer goes on, and keeps their
+    balance changes; `finish` applies those, with `locked_deltas`, once, in key order (the
+    balance rows' locks are taken together, in the order every writer takes them). Entry
+    ids come from `ids` (count -> ids), by default drawn from the table's sequence per
+    call. Nothing is applied to balances unless `finish` runs in the same transaction."""
+
+    def __init__(self, ids: Callable[[int], list[int]] | None = None) -> None:
+        self.ids = ids or (lambda count: allocate_ids(LedgerEntry, count))
+        self.deltas: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+
+    def write(self, specs: list[EntrySpec]) -> list[int]:
+        """Insert the entries; their ids, in order."""
+        if not specs:
+            return []
+        _check_entries(specs, self.deltas)
+        ids = self.ids(len(specs))
+        _insert_entries(specs, ids)
+        return ids
+
+    def finish(self, locked_deltas: dict[tuple[int, str], Decimal] | None = None) -> None:
+        apply_balance_changes(self.deltas, locked_deltas or {})
+        self.deltas = defaultdict(Decimal)
 
 
 def apply_balance_changes(

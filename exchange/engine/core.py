@@ -24,10 +24,17 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from accounts.api.serializers import dec
-from accounts.bulk import deferred_writes, insert_rows, new_instance, row_reader, update_rows
+from accounts.bulk import (
+    IdBlock,
+    deferred_writes,
+    insert_rows,
+    new_instance,
+    row_reader,
+    update_rows,
+)
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
-from accounts.services import EntrySpec, post_entries
+from accounts.services import EntrySpec, LedgerStream
 from exchange import margin
 from exchange.engine import liquidation
 from exchange.engine.ids import OrderIds
@@ -83,6 +90,7 @@ REJECT_MESSAGES = {
     RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
 }
 FEE_CACHE_SECONDS = 60
+PART = 48  # commands between two partial writes of a batch (EngineCore._write_part)
 
 
 ORDER_FIELDS = (
@@ -193,6 +201,11 @@ class Batch:
     new_orders: dict[int, Order] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     trades: list[tuple[Trade, int]] = field(default_factory=list)  # (trade, entry index)
+    # written so far (EngineCore._write_part): entries' ids, trades, new orders' ids
+    ledger: LedgerStream = field(default_factory=LedgerStream)
+    entry_ids: list[int] = field(default_factory=list)
+    trades_written: int = 0
+    inserted: set[int] = field(default_factory=set)
     markets: set[str] = field(default_factory=set)
     accounts: dict[int, Account] = field(default_factory=dict)
     published: list[tuple[str, object]] = field(default_factory=list)
@@ -289,6 +302,7 @@ class EngineCore:
         self.orders: dict[int, Order] = {}  # open orders, as persisted
         self.per_unit: dict[int, Decimal | None] = {}  # what one lot of a fill releases
         self.order_ids = OrderIds()  # shards never share an order id (engine/ids.py)
+        self.entry_ids = IdBlock(LedgerEntry)  # ledger entries' ids, drawn in blocks
         self.perps = Perps()
         self._fees: dict[int, FeeTier] = {}
         self._tiers: dict[int, tuple[int, float]] = {}
@@ -414,14 +428,16 @@ class EngineCore:
     def process(self, commands: list[dict]) -> list[dict]:
         """Run a batch of commands; one transaction; results in command order."""
         results: list[dict] = [error("SERVER_ERROR", "not processed")] * len(commands)
-        batch = Batch()
+        batch = Batch(ledger=LedgerStream(self.entry_ids))
         try:
-            with transaction.atomic():
+            with transaction.atomic(), deferred_writes():
                 self._load_view(batch, commands)
-                for i, command in enumerate(commands):
-                    results[i] = self._run(batch, command)
+                for i, command in enumerate(commands, 1):
+                    results[i - 1] = self._run(batch, command)
+                    if not i % PART:
+                        self._write_part(batch)
                 self.perps.cover_shortfalls(self, batch)  # collateral conversion
-                self._flush(batch)
+                self._write(batch)
         except Exception:
             log.exception("engine batch failed; rebuilding books from the database")
             self.start()
@@ -796,7 +812,7 @@ class EngineCore:
 
     def _touch(self, batch: Batch, order: Order) -> None:
         order.updated_at = now_ms()
-        if order.id not in batch.new_orders:
+        if order.id not in batch.new_orders or order.id in batch.inserted:
             batch.dirty.add(order.id)
 
     def _release(self, batch: Batch, order: Order, amount: Decimal) -> None:
@@ -943,30 +959,46 @@ class EngineCore:
 
     # -------------------------------------------------------------- persistence
 
-    def _flush(self, batch: Batch) -> None:
-        """Write what the batch did, as deferred writes: the ledger entries' ids are drawn
-        first, then every write goes out in one round trip with the reconciliation's read
-        (a few round trips per batch, not a few per table)."""
-        with deferred_writes():
-            self._write(batch)
+    def _write_part(self, batch: Batch) -> None:
+        """Write the rows that only grow over a batch (ledger entries and postings, trades,
+        new orders) made since the last part: inside the batch's transaction, as deferred
+        writes (accounts/bulk.py), so PostgreSQL inserts them while the engine runs the next
+        commands. What later commands change in those orders is an update at the end; the
+        balance changes, order updates, klines and book states are written once, at the
+        end (`_write`), their rows locked in key order."""
+        entries = batch.entries
+        written = len(batch.entry_ids)
+        if written < len(entries):
+            batch.entry_ids += batch.ledger.write(entries[written:])
+        trades = batch.trades
+        if batch.trades_written < len(trades):
+            ids = batch.entry_ids
+            rows = []
+            for trade, index in trades[batch.trades_written :]:
+                trade.entry_id = ids[index]
+                rows.append(trade)
+            batch.trades_written = len(trades)
+            insert_rows(Trade, TRADE_FIELDS, map(row_reader(Trade, TRADE_FIELDS), rows))
+        if len(batch.inserted) < len(batch.new_orders):
+            inserted = batch.inserted
+            rows = [o for i, o in batch.new_orders.items() if i not in inserted]
+            inserted.update(o.id for o in rows)
+            insert_rows(Order, ORDER_FIELDS, map(row_reader(Order, ORDER_FIELDS), rows))
 
     def _write(self, batch: Batch) -> None:
-        entries = post_entries(batch.entries, batch.locked, savepoint=False)
-        read = row_reader(Order, ORDER_FIELDS)
-        insert_rows(Order, ORDER_FIELDS, map(read, batch.new_orders.values()))
+        """Write the rest of what the batch did: the last part, then balance changes, order
+        updates, positions, klines and book states, in one round trip with the
+        reconciliation's read (a few round trips per batch, not a few per table)."""
+        self._write_part(batch)
+        batch.ledger.finish(batch.locked)
         read = row_reader(Order, (*ORDER_CHANGES, "pk"))
         orders = self.orders
         update_rows(
             Order, ORDER_CHANGES, (read(orders[i]) for i in sorted(batch.dirty) if i in orders)
         )
         self.perps.flush()
-        trades = []
-        for trade, index in batch.trades:
-            trade.entry_id = entries[index].id
-            trades.append(trade)
-        if trades:  # ids from the table's identity (nothing reads them before commit)
-            insert_rows(Trade, TRADE_FIELDS, map(row_reader(Trade, TRADE_FIELDS), trades))
-            record_trades(trades)
+        if batch.trades:
+            record_trades([trade for trade, _ in batch.trades])
         rows = []
         for symbol in batch.markets:
             mb = self.markets[symbol]
