@@ -13,6 +13,7 @@ are channels_redis' own.
 
 import logging
 import time
+from collections import deque
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
@@ -89,7 +90,32 @@ return popped[1]
 )
 
 
+# A receive on a channel with one receiver (an engine worker's command channel): what is
+# waiting, up to ARGV[2] messages, in one script. KEYS: the channel's key, its backup
+# queue's key; ARGV[1] '1': first put the backup queue's messages (a dead receiver's in
+# flight) back in front, as channels_redis' receive does. Flat [member, score, ...].
+POP_MANY = AsyncScript(
+    None,
+    b"""
+if ARGV[1] == '1' then
+    local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+    for i = #backed_up, 1, -2 do
+        redis.call('ZADD', KEYS[1], backed_up[i], backed_up[i - 1])
+    end
+    redis.call('DEL', KEYS[2])
+end
+return redis.call('ZPOPMIN', KEYS[1], ARGV[2])
+""",
+)
+
+
 class OneTripRedisChannelLayer(RedisChannelLayer):
+    receive_many = 64  # messages a receive on a plain channel takes from Redis at once
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self._taken: dict[str, deque] = {}  # plain channel -> messages taken, not yet received
+
     async def send(self, channel: str, message: dict) -> None:
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
@@ -150,6 +176,44 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
             )
             if over > 0:
                 log.info("%s of %s channels over capacity in group %s", over, len(names), group)
+
+    async def receive(self, channel: str) -> dict:
+        """A plain channel (an engine worker's commands: one receiver each) is read with
+        every message waiting taken in one round trip, kept here and handed out one per
+        call: channels_redis takes two round trips per message (pop with a backup copy,
+        then a task that drops the copy, the next receive waiting for it), which an engine
+        worker busy with a batch (its thread holding the GIL) turned into a queue of
+        hundreds of milliseconds. Messages taken and not yet handed out die with the
+        process, as those handed out and not yet run do: their callers get TIMEOUT.
+        Process-local channels (`!`) are channels_redis' own."""
+        if "!" in channel:
+            return await super().receive(channel)
+        assert self.require_valid_channel_name(channel, receive=True), "Channel name invalid"
+        taken = self._taken.get(channel)
+        if taken:
+            return taken.popleft()
+        restore = taken is None  # the first receive here puts a dead receiver's back first
+        taken = self._taken.setdefault(channel, deque())
+        key = self.prefix + channel
+        connection = self.connection(next(self._receive_index_generator))
+        while True:
+            popped = await POP_MANY(
+                keys=[key, self._backup_channel_name(key)],
+                args=["1" if restore else "0", self.receive_many],
+                client=connection,
+            )
+            restore = False
+            taken.extend(map(self._unpack, popped[::2]))
+            if taken:
+                return taken.popleft()
+            result = await connection.bzpopmin(key, timeout=self.brpop_timeout)
+            if result is not None:
+                return self._unpack(result[1])
+
+    def _unpack(self, member: bytes) -> dict:
+        message = self.deserialize(member)
+        message.pop("__asgi_channel__", None)
+        return message
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> bytes | None:
         """channels_redis' (restore the backup queue, BZPOPMIN, back the message up: three

@@ -81,7 +81,7 @@ def test_group_sends_reach_every_member_as_channels_redis_sends_them():
     assert [m["n"] for m in async_to_sync(scenario)()] == [1, 2, 1, 2, 4]
 
 
-def test_a_receive_restores_in_flight_messages_first_and_keeps_each_in_flight_until_done():
+def test_a_receive_restores_a_dead_receivers_in_flight_messages_first_then_blocks_when_empty():
     ours, theirs = layers()
 
     async def scenario() -> tuple:
@@ -94,9 +94,9 @@ def test_a_receive_restores_in_flight_messages_first_and_keeps_each_in_flight_un
         await connection.zadd(ours._backup_channel_name(key), {member: score})
         got = [await ours.receive("engine"), await ours.receive("engine")]
         empty = asyncio.ensure_future(ours.receive("engine"))  # nothing waits: it blocks
+        await asyncio.sleep(0.05)
         await theirs.send("engine", {"type": "x", "n": 3})
         got.append(await asyncio.wait_for(empty, 5))
-        await asyncio.gather(*ours.receive_cleaners)  # each received message leaves the backup
         left = await connection.zcard(ours._backup_channel_name(key))
         await ours.flush()
         await theirs.flush()
@@ -104,3 +104,38 @@ def test_a_receive_restores_in_flight_messages_first_and_keeps_each_in_flight_un
 
     got, left = async_to_sync(scenario)()
     assert [m["n"] for m in got] == [1, 2, 3] and left == 0
+
+
+def test_a_receive_on_a_plain_channel_takes_every_waiting_message_in_one_round_trip(
+    monkeypatch,
+):
+    from exchange import channel_layer
+
+    ours, theirs = layers(capacity=500)
+    calls = []
+    pop_many = channel_layer.POP_MANY
+
+    async def counting(**kwargs):  # noqa: ANN003, ANN202
+        calls.append(kwargs["args"])
+        return await pop_many(**kwargs)
+
+    monkeypatch.setattr(channel_layer, "POP_MANY", counting)
+
+    async def scenario() -> tuple:
+        for n in range(150):
+            await ours.send("engine", {"type": "x", "n": n})
+        local = await ours.new_channel("reply")
+        await theirs.send(local, {"type": "y", "n": "local"})  # channels_redis' path
+        got = [await ours.receive("engine") for _ in range(150)]
+        waiting = await ours.connection(0).zcard(ours.prefix + "engine")
+        reply = await ours.receive(local)
+        await ours.flush()
+        await theirs.flush()
+        return got, waiting, reply
+
+    got, waiting, reply = async_to_sync(scenario)()
+    assert [m["n"] for m in got] == list(range(150))  # in order, none lost or repeated
+    assert waiting == 0 and reply == {"type": "y", "n": "local"}
+    # 64 at a time: 3 round trips for 150 messages (channels_redis: 2 per message)
+    assert [args[1] for args in calls] == [64, 64, 64]
+    assert [args[0] for args in calls] == ["1", "0", "0"]  # restores on the first only
