@@ -84,6 +84,18 @@ class EngineConsumer(AsyncConsumer):
             self.stale = False
         return self.core.process(commands)
 
+    async def dispatch(self, message: dict) -> None:
+        """A command only joins the queue: no database work, so none of Channels' own
+        dispatch step, `close_old_connections` through sync_to_async before each message.
+        That hop runs on the one sync thread, the batches' own, so each message waited for
+        the batch under way, and the next batch began with the one message let in: under
+        load, batches of one command, a commit each. The batch thread closes stale
+        connections itself (`_process`)."""
+        if message.get("type") == "engine.command":
+            await self.engine_command(message)
+        else:
+            await super().dispatch(message)
+
     async def engine_command(self, message: dict) -> None:
         if self.pending is None:
             self.pending = asyncio.Queue()
