@@ -68,9 +68,25 @@ class Publisher:
         self.layer = layer
         self.clients: dict[int, aioredis.Redis] = {}
 
-    async def publish(self, group: str, payload: bytes) -> None:
+    def _client(self, group: str) -> aioredis.Redis:
         index = self.layer.consistent_hash(group)
         redis = self.clients.get(index)
         if redis is None:
             redis = self.clients[index] = client(self.layer, group)
-        await redis.publish(topic(self.layer, group), payload)
+        return redis
+
+    async def publish(self, group: str, payload: bytes) -> None:
+        await self._client(group).publish(topic(self.layer, group), payload)
+
+    async def publish_many(self, updates: list[tuple[str, bytes]]) -> None:
+        """(group, payload) updates in order, in one pipeline per Redis server (the order
+        of each topic's updates is kept: a server runs a pipeline's commands in turn)."""
+        pipes: dict[int, object] = {}
+        for group, payload in updates:
+            redis = self._client(group)
+            pipe = pipes.get(id(redis))
+            if pipe is None:
+                pipe = pipes[id(redis)] = redis.pipeline(transaction=False)
+            pipe.publish(topic(self.layer, group), payload)
+        for pipe in pipes.values():
+            await pipe.execute()
