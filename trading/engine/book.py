@@ -141,7 +141,9 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         self._bids = BookSide(True)
         self._asks = BookSide(False)
         self._orders: dict[int, Order] = {}  # resting
-        self._by_account: dict[int, dict[int, Order]] = {}  # resting + triggers
+        # account -> the head of its open orders' list (resting + triggers, oldest
+        # first), threaded through Order.acct_prev / acct_next: see _link
+        self._by_account: dict[int, Order] = {}
         self._client_ids: dict[tuple[int, int], Order] = {}
         self._triggers = TriggerStore()
         self._pending = self._triggers.by_id  # alias for the fast path
@@ -289,11 +291,18 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             level.total += order.remaining
             order.level = level
             orders[oid] = order
-            mine = self._by_account.get(account)
-            if mine is None:
-                self._by_account[account] = {oid: order}
+            head = self._by_account.get(account)  # the inlined _link
+            if head is None:
+                head = self._by_account[account] = Order()
+                head.acct_next = order
+                order.acct_prev = head
             else:
-                mine[oid] = order
+                tail = head.acct_prev
+                assert tail is not None  # a head is never left empty
+                tail.acct_next = order
+                order.acct_prev = tail
+            order.acct_next = head
+            head.acct_prev = order
             if cid is not None:
                 self._client_ids[(account, cid)] = order
         if self._perp:
@@ -326,10 +335,15 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             level.total -= order.remaining
             if not level.total:
                 (self._bids if order.is_bid else self._asks).drop_if_empty(level)
-            mine = self._by_account[acct]
-            del mine[oid]
-            if not mine:
+            prev = order.acct_prev  # the inlined _unlink
+            after = order.acct_next
+            assert prev is not None and after is not None
+            if prev is after:  # the account's last open order: drop its head
                 del self._by_account[acct]
+            else:
+                prev.acct_next = after
+                after.acct_prev = prev
+            order.acct_prev = order.acct_next = None
             cid = order.client_id
             if cid is not None:
                 del self._client_ids[(acct, cid)]
@@ -369,7 +383,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
     def cancel_all(self, account: int, kind: CancelKind | None = None) -> list[Event]:
         """Cancel the account's open orders, optionally only one kind."""
         events: list[Event] = []
-        for order in list(self._by_account.get(account, {}).values()):
+        for order in self._account_orders(account):
             pending = order.id in self._triggers.by_id
             if kind == CancelKind.RESTING_LIMIT_ORDER and pending:
                 continue
@@ -460,7 +474,19 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
 
     def open_orders(self, account: int) -> list[OrderView]:
         """The account's resting and trigger-pending orders, oldest first."""
-        return [self._view(o) for o in self._by_account.get(account, {}).values()]
+        return [self._view(o) for o in self._account_orders(account)]
+
+    def _account_orders(self, account: int) -> list[Order]:
+        """The account's open orders (resting and trigger-pending), oldest first."""
+        found: list[Order] = []
+        head = self._by_account.get(account)
+        if head is not None:
+            order = head.acct_next
+            while order is not head:
+                assert order is not None  # the list is circular
+                found.append(order)
+                order = order.acct_next
+        return found
 
     def get_order(self, order_id: int) -> OrderView | None:
         order = self._orders.get(order_id) or self._triggers.by_id.get(order_id)
@@ -842,10 +868,15 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 maker.live = False
                 queue.popleft()
                 del orders[maker_id]
-                mine = by_account[maker_account]
-                del mine[maker_id]
-                if not mine:
+                prev = maker.acct_prev  # the inlined _unlink
+                after = maker.acct_next
+                assert prev is not None and after is not None
+                if prev is after:
                     del by_account[maker_account]
+                else:
+                    prev.acct_next = after
+                    after.acct_prev = prev
+                maker.acct_prev = maker.acct_next = None
                 if maker_cid is not None:
                     del client_ids[(maker_account, maker_cid)]
                 done = OrderDone()
@@ -995,10 +1026,15 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                     maker.live = False
                     maker_id = maker.id
                     del orders[maker_id]
-                    mine = by_account[maker_account]
-                    del mine[maker_id]
-                    if not mine:
+                    prev = maker.acct_prev  # the inlined _unlink
+                    after = maker.acct_next
+                    assert prev is not None and after is not None
+                    if prev is after:
                         del by_account[maker_account]
+                    else:
+                        prev.acct_next = after
+                        after.acct_prev = prev
+                    maker.acct_prev = maker.acct_next = None
                     if maker.client_id is not None:
                         del client_ids[(maker_account, maker.client_id)]
                     if maker.reduce_only:
@@ -1087,20 +1123,48 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             self._index_reduce_only(order)
 
     def _register(self, order: Order) -> None:
-        mine = self._by_account.get(order.account)
-        if mine is None:
-            mine = self._by_account[order.account] = {}
-        mine[order.id] = order
+        self._link(order)
         if order.client_id is not None:
             self._client_ids[(order.account, order.client_id)] = order
 
     def _unregister(self, order: Order) -> None:
-        mine = self._by_account[order.account]
-        del mine[order.id]
-        if not mine:
-            del self._by_account[order.account]
+        self._unlink(order)
         if order.client_id is not None:
             del self._client_ids[(order.account, order.client_id)]
+
+    def _link(self, order: Order) -> None:
+        """Append an order to its account's list of open orders.
+
+        The list is circular through a head, a bare ``Order`` kept in
+        ``_by_account`` while the account has open orders: ``head.acct_next`` is
+        the oldest order, ``head.acct_prev`` the newest. (Inlined in ``place``.)
+        """
+        head = self._by_account.get(order.account)
+        if head is None:
+            head = self._by_account[order.account] = Order()
+            head.acct_next = order
+            order.acct_prev = head
+        else:
+            tail = head.acct_prev
+            assert tail is not None  # a head is never left empty
+            tail.acct_next = order
+            order.acct_prev = tail
+        order.acct_next = head
+        head.acct_prev = order
+
+    def _unlink(self, order: Order) -> None:
+        """Take an order out of its account's list; the head goes with the last
+        order, and the order keeps no pointer into the list (nothing it would
+        keep alive). (Inlined in ``cancel``, ``_sweep_plain`` and ``_match``.)"""
+        prev = order.acct_prev
+        after = order.acct_next
+        assert prev is not None and after is not None  # the order is in a list
+        if prev is after:  # the head: this was the account's only open order
+            del self._by_account[order.account]
+        else:
+            prev.acct_next = after
+            after.acct_prev = prev
+        order.acct_prev = order.acct_next = None
 
     def _cancel_resting(
         self, order: Order, reason: ExpiryReason | None, events: list[Event]

@@ -210,42 +210,55 @@ class Order:
     take-profit) records which children were created: bit 1 stop-loss, bit 2
     take-profit.
 
+    ``acct_prev`` / ``acct_next`` thread the order into its account's list of
+    open orders (resting and trigger-pending, oldest first): a circular doubly
+    linked list through the orders themselves, whose head is a bare ``Order``
+    (the book's ``_by_account[account]``), so that leaving the list is a few
+    pointer writes rather than a deletion from a per-account hash table. Both
+    are None (or unset) while the order is not in such a list.
+
     There is no ``__init__``: ``Order()`` runs no Python code and the book's
     fast path sets the slots itself; :meth:`new` fills them from a command.
     """
 
+    # (compiled by mypyc, the fields are laid out in this order: the ones a cancel
+    # touches first, the flags packed together, so an order spans fewer cache lines)
     __slots__ = (
-        "id",
         "account",
-        "is_bid",
-        "price",
-        "quantity",
+        "level",
         "remaining",
         "executed",
         "executed_quote",
         "client_id",
+        "acct_prev",
+        "acct_next",
+        "id",
+        "is_bid",
         "reduce_only",
         "live",
-        "cmd",
         "special",
-        "level",
+        "price",
+        "quantity",
+        "cmd",
         "spawned",
     )
 
-    id: Any  # int; Any: the command's int object, kept as is (see PlaceOrder)
-    account: Any  # int; as id
-    is_bid: bool
-    price: int | None
-    quantity: int | None  # None: market order by quote quantity
+    account: Any  # int; Any: the command's int object, kept as is (see PlaceOrder)
+    level: Level
     remaining: int
     executed: int
     executed_quote: int
     client_id: int | None
+    acct_prev: Order | None  # the account's list of open orders, see above
+    acct_next: Order | None
+    id: Any  # int; as account
+    is_bid: bool
     reduce_only: bool
     live: bool
-    cmd: PlaceOrder
     special: bool
-    level: Level
+    price: int | None
+    quantity: int | None  # None: market order by quote quantity
+    cmd: PlaceOrder
     spawned: int
 
     @classmethod
@@ -268,6 +281,7 @@ class Order:
         order.client_id = cmd.client_id
         order.reduce_only = reduce_only
         order.live = True
+        order.acct_prev = order.acct_next = None
         order.cmd = cmd
         order.special = reduce_only or cmd.stop_loss is not None or cmd.take_profit is not None
         return order
