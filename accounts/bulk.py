@@ -201,6 +201,15 @@ def deferred_writes() -> Iterator[None]:
                 pass
 
 
+def writes_idle() -> bool:
+    """Inside deferred_writes: whether the server has run every write sent so far and none
+    waits to be sent (a good moment to queue more). Outside: True."""
+    pending = getattr(connection, "_deferred_writes", None)
+    if pending is None:
+        return True
+    return not pending and _drain(pending, block=False)
+
+
 def _send(pending: list[str]) -> None:
     if not pending:
         return

@@ -31,6 +31,7 @@ from accounts.bulk import (
     new_instance,
     row_reader,
     update_rows,
+    writes_idle,
 )
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
@@ -90,7 +91,8 @@ REJECT_MESSAGES = {
     RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
 }
 FEE_CACHE_SECONDS = 60
-PART = 48  # commands between two partial writes of a batch (EngineCore._write_part)
+PART = 8  # commands between two chances of a partial write (EngineCore._write_part): taken
+# when the database has finished the last one, so it always has the next rows to work on
 
 
 ORDER_FIELDS = (
@@ -206,6 +208,7 @@ class Batch:
     entry_ids: list[int] = field(default_factory=list)
     trades_written: int = 0
     inserted: set[int] = field(default_factory=set)
+    updated: set[int] = field(default_factory=set)  # dirty orders written done, in a part
     markets: set[str] = field(default_factory=set)
     accounts: dict[int, Account] = field(default_factory=dict)
     published: list[tuple[str, object]] = field(default_factory=list)
@@ -434,7 +437,7 @@ class EngineCore:
                 self._load_view(batch, commands)
                 for i, command in enumerate(commands, 1):
                     results[i - 1] = self._run(batch, command)
-                    if not i % PART:
+                    if not i % PART and writes_idle():
                         self._write_part(batch)
                 self.perps.cover_shortfalls(self, batch)  # collateral conversion
                 self._write(batch)
@@ -814,6 +817,7 @@ class EngineCore:
         order.updated_at = now_ms()
         if order.id not in batch.new_orders or order.id in batch.inserted:
             batch.dirty.add(order.id)
+            batch.updated.discard(order.id)  # (a done order changes no more; to be sure)
 
     def _release(self, batch: Batch, order: Order, amount: Decimal) -> None:
         amount = min(amount, order.lock_remaining)
@@ -961,11 +965,12 @@ class EngineCore:
 
     def _write_part(self, batch: Batch) -> None:
         """Write the rows that only grow over a batch (ledger entries and postings, trades,
-        new orders) made since the last part: inside the batch's transaction, as deferred
-        writes (accounts/bulk.py), so PostgreSQL inserts them while the engine runs the next
-        commands. What later commands change in those orders is an update at the end; the
-        balance changes, order updates, klines and book states are written once, at the
-        end (`_write`), their rows locked in key order."""
+        new orders) made since the last part, and the orders done for good (filled,
+        cancelled, expired): inside the batch's transaction, as deferred writes
+        (accounts/bulk.py), so PostgreSQL works on them while the engine runs the next
+        commands. What later commands change in an order already written is an update at
+        the end; the balance changes, klines and book states are written once, at the end
+        (`_write`), their rows locked in key order."""
         entries = batch.entries
         written = len(batch.entry_ids)
         if written < len(entries):
@@ -984,6 +989,17 @@ class EngineCore:
             rows = [o for i, o in batch.new_orders.items() if i not in inserted]
             inserted.update(o.id for o in rows)
             insert_rows(Order, ORDER_FIELDS, map(row_reader(Order, ORDER_FIELDS), rows))
+        updated = batch.updated
+        if len(updated) < len(batch.dirty):  # orders done for good: their last update
+            orders = self.orders
+            done = sorted(
+                i
+                for i in batch.dirty
+                if i not in updated and i in orders and orders[i].status in DONE
+            )
+            updated.update(done)
+            read = row_reader(Order, (*ORDER_CHANGES, "pk"))
+            update_rows(Order, ORDER_CHANGES, (read(orders[i]) for i in done))
 
     def _write(self, batch: Batch) -> None:
         """Write the rest of what the batch did: the last part, then balance changes, order
@@ -993,8 +1009,11 @@ class EngineCore:
         batch.ledger.finish(batch.locked)
         read = row_reader(Order, (*ORDER_CHANGES, "pk"))
         orders = self.orders
+        updated = batch.updated
         update_rows(
-            Order, ORDER_CHANGES, (read(orders[i]) for i in sorted(batch.dirty) if i in orders)
+            Order,
+            ORDER_CHANGES,
+            (read(orders[i]) for i in sorted(batch.dirty) if i in orders and i not in updated),
         )
         self.perps.flush()
         if batch.trades:

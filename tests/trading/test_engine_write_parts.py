@@ -27,7 +27,9 @@ def command(account, side: str, price: str, quantity: str) -> dict:  # noqa: ANN
 
 
 def parts_written(monkeypatch) -> list[int]:  # noqa: ANN001
-    """Counts the rows of orders each part wrote."""
+    """Counts the rows of orders each part wrote (a part at every PART commands: as if the
+    database were always done with the last one)."""
+    monkeypatch.setattr(engine, "writes_idle", lambda: True)
     written: list[int] = []
     part = engine.EngineCore._write_part
 
@@ -56,10 +58,12 @@ def test_orders_written_in_an_early_part_and_filled_later_in_the_batch_are_updat
     results = core.process(commands)
     assert all("ok" in r for r in results), results
     assert len(written) == 4 and sum(written) == 15 and written[0] == 4  # 3 parts + the rest
+    assert written[3] == 3  # the bids after the third part: in the batch's last write
 
     asks = [int(r["ok"]["id"]) for r in results[:10]]
     rows = dict(Order.objects.filter(id__in=asks).values_list("id", "status"))
     assert [rows[i] for i in asks] == ["Filled"] * 5 + ["New"] * 5
+    # Filled asks were written done in a part or at the end: one final row each either way.
     filled = Order.objects.get(id=asks[0])
     assert filled.executed_quantity == Decimal(2) and filled.lock_remaining == Decimal(0)
     assert filled.executed_quote_quantity == Decimal(200)
@@ -87,6 +91,7 @@ def test_orders_written_in_an_early_part_and_filled_later_in_the_batch_are_updat
 )
 def test_a_refusal_in_a_later_part_refuses_the_parts_already_written(monkeypatch):
     monkeypatch.setattr(engine, "PART", 2)
+    monkeypatch.setattr(engine, "writes_idle", lambda: True)
     alice = user_account("alice", SOL="100")
     bob = user_account("bob", USDC="100000")
     core = engine_core()
@@ -141,3 +146,26 @@ def test_deferred_writes_keep_text_with_quotes_and_backslashes_exact():
     entry = LedgerEntry.objects.get(id=entry_id)
     assert entry.memo == memo
     assert entry.reference == f"ref'{entry_id}\\"
+
+
+def test_a_part_waits_until_the_database_has_run_the_last_one(monkeypatch):
+    monkeypatch.setattr(engine, "PART", 2)
+    idle = [False, False, True]  # asked at commands 2, 4 and 6: written at 6 only
+    monkeypatch.setattr(engine, "writes_idle", lambda: idle.pop(0) if idle else True)
+    written = []
+    part = engine.EngineCore._write_part
+
+    def counting(self, batch):  # noqa: ANN001, ANN202
+        before = len(batch.inserted)
+        part(self, batch)
+        written.append(len(batch.inserted) - before)
+
+    monkeypatch.setattr(engine.EngineCore, "_write_part", counting)
+    alice = user_account("alice", SOL="100")
+    core = engine_core()
+    core.start()
+    results = core.process([command(alice, "Ask", str(100 + i), "1") for i in range(7)])
+    assert all(r["ok"]["status"] == "New" for r in results)
+    assert written == [6, 1]  # one part of six orders, then the rest at the end
+    assert Order.objects.count() == 7
+    assert_ledger_clean()
