@@ -201,12 +201,13 @@ def deferred_writes() -> Iterator[None]:
                 pass
 
 
-def writes_idle() -> bool:
-    """Inside deferred_writes: whether the server has run every write sent so far and none
-    waits to be sent (a good moment to queue more). Outside: True."""
+def can_send_ahead() -> bool:
+    """Inside deferred_writes (PostgreSQL): whether the server has run every write sent so
+    far and none waits to be sent, a good moment to send more. Elsewhere False: writes run
+    as they are made, there is nothing to send ahead of."""
     pending = getattr(connection, "_deferred_writes", None)
     if pending is None:
-        return True
+        return False
     return not pending and _drain(pending, block=False)
 
 

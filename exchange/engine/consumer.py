@@ -139,12 +139,7 @@ class EngineConsumer(AsyncConsumer):
             if first is None:  # woken by a stop signal
                 continue
             messages = [first]
-            size = len(first["commands"])
-            while size < limit and not self.pending.empty():
-                message = self.pending.get_nowait()
-                if message is not None:
-                    messages.append(message)
-                    size += len(message["commands"])
+            await self._take_more(messages, limit)
             self.busy = True
             now = time.time()
             alive = [m.get("deadline", now + 1) > now for m in messages]
@@ -171,6 +166,29 @@ class EngineConsumer(AsyncConsumer):
             # Concurrently: one Redis round trip after another would add up over a batch.
             await asyncio.gather(*replies)
             self.busy = False
+
+    _sleep = staticmethod(asyncio.sleep)
+
+    async def _take_more(self, messages: list[dict], limit: int) -> None:
+        """Add what is queued to the batch (up to `limit` commands), and what arrives while
+        more keep arriving (ENGINE_BATCH_LINGER_SECONDS at most)."""
+        size = sum(len(m["commands"]) for m in messages)
+        linger = settings.ENGINE_BATCH_LINGER_SECONDS
+        loop = asyncio.get_running_loop()
+        until = loop.time() + linger
+        pending = self.pending
+        while size < limit:
+            if pending.empty():
+                if linger <= 0 or loop.time() >= until or self.stopping:
+                    return
+                await self._sleep(linger / 4)
+                if pending.empty():
+                    return  # nothing more came: go
+                continue
+            message = pending.get_nowait()
+            if message is not None:  # (None: a stop signal's wake-up)
+                messages.append(message)
+                size += len(message["commands"])
 
     async def _reply(self, channel: str, results: list[dict]) -> None:
         try:

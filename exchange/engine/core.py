@@ -26,12 +26,12 @@ from django.db.models import Q
 from accounts.api.serializers import dec
 from accounts.bulk import (
     IdBlock,
+    can_send_ahead,
     deferred_writes,
     insert_rows,
     new_instance,
     row_reader,
     update_rows,
-    writes_idle,
 )
 from accounts.errors import ExchangeError
 from accounts.models import Account, Asset, Balance, FeeTier, LedgerEntry
@@ -437,7 +437,7 @@ class EngineCore:
                 self._load_view(batch, commands)
                 for i, command in enumerate(commands, 1):
                     results[i - 1] = self._run(batch, command)
-                    if not i % PART and writes_idle():
+                    if not i % PART and can_send_ahead():
                         self._write_part(batch)
                 self.perps.cover_shortfalls(self, batch)  # collateral conversion
                 self._write(batch)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 from asgiref.sync import sync_to_async
@@ -84,6 +85,32 @@ class LocalEngineClient:
         finally:
             connection.close()
 
+    _sleep = staticmethod(time.sleep)
+
+    def _take_more(self, items: list, limit: int) -> None:
+        """Add what is queued to the batch (up to `limit` commands), and what arrives while
+        more keep arriving (ENGINE_BATCH_LINGER_SECONDS at most; the wait also lets the
+        callers' threads run, the GIL being free)."""
+        size = sum(len(commands) for commands, _ in items)
+        linger = settings.ENGINE_BATCH_LINGER_SECONDS
+        until = time.monotonic() + linger
+        while size < limit:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                if linger <= 0 or time.monotonic() >= until:
+                    return
+                before = self.queue.qsize()
+                self._sleep(linger / 4)
+                if self.queue.qsize() == before:
+                    return  # nothing more came: go
+                continue
+            if item is None:
+                self.queue.put(None)  # stop after this batch
+                return
+            items.append(item)
+            size += len(item[0])
+
     def _serve(self) -> None:
         limit = settings.ENGINE_BATCH_SIZE
         while True:
@@ -102,17 +129,7 @@ class LocalEngineClient:
                         ExchangeError("SERVER_ERROR", f"The engine is not ready: {exc}", status=503)
                     )
                     continue
-            size = len(items[0][0])
-            while size < limit:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self.queue.put(None)  # stop after this batch
-                    break
-                items.append(item)
-                size += len(item[0])
+            self._take_more(items, limit)
             commands = [c for cmds, _ in items for c in cmds]
             try:
                 close_old_connections()

@@ -29,7 +29,7 @@ def command(account, side: str, price: str, quantity: str) -> dict:  # noqa: ANN
 def parts_written(monkeypatch) -> list[int]:  # noqa: ANN001
     """Counts the rows of orders each part wrote (a part at every PART commands: as if the
     database were always done with the last one)."""
-    monkeypatch.setattr(engine, "writes_idle", lambda: True)
+    monkeypatch.setattr(engine, "can_send_ahead", lambda: True)
     written: list[int] = []
     part = engine.EngineCore._write_part
 
@@ -91,7 +91,7 @@ def test_orders_written_in_an_early_part_and_filled_later_in_the_batch_are_updat
 )
 def test_a_refusal_in_a_later_part_refuses_the_parts_already_written(monkeypatch):
     monkeypatch.setattr(engine, "PART", 2)
-    monkeypatch.setattr(engine, "writes_idle", lambda: True)
+    monkeypatch.setattr(engine, "can_send_ahead", lambda: True)
     alice = user_account("alice", SOL="100")
     bob = user_account("bob", USDC="100000")
     core = engine_core()
@@ -151,7 +151,7 @@ def test_deferred_writes_keep_text_with_quotes_and_backslashes_exact():
 def test_a_part_waits_until_the_database_has_run_the_last_one(monkeypatch):
     monkeypatch.setattr(engine, "PART", 2)
     idle = [False, False, True]  # asked at commands 2, 4 and 6: written at 6 only
-    monkeypatch.setattr(engine, "writes_idle", lambda: idle.pop(0) if idle else True)
+    monkeypatch.setattr(engine, "can_send_ahead", lambda: idle.pop(0) if idle else True)
     written = []
     part = engine.EngineCore._write_part
 
