@@ -91,8 +91,10 @@ REJECT_MESSAGES = {
     RejectReason.POST_ONLY_MODE: "Market is in post-only mode",
 }
 FEE_CACHE_SECONDS = 60
-PART = 8  # commands between two chances of a partial write (EngineCore._write_part): taken
-# when the database has finished the last one, so it always has the next rows to work on
+PART = 32  # commands between two chances of a partial write (EngineCore._write_part), taken
+# when the database has run the last one: long batches keep it busy alongside the engine;
+# short ones (light load) write once at the end, fewer statements (every 8: p99 at 500
+# orders/s 90 ms against 60-72)
 
 
 ORDER_FIELDS = (
