@@ -26,10 +26,10 @@ def command(account, side: str, price: str, quantity: str) -> dict:  # noqa: ANN
     return services.order_command(account, params | {"price": price, "quantity": quantity})
 
 
-def parts_written(monkeypatch) -> list[int]:  # noqa: ANN001
-    """Counts the rows of orders each part wrote (a part at every PART commands: as if the
-    database were always done with the last one)."""
-    monkeypatch.setattr(engine, "can_send_ahead", lambda: True)
+def parts_written(monkeypatch, ready=lambda: True) -> list[int]:  # noqa: ANN001
+    """Counts the rows of orders each part wrote; `ready` says when the database is done
+    with the last part (by default always: a part at every PART commands)."""
+    monkeypatch.setattr(engine, "can_send_ahead", ready)
     written: list[int] = []
     part = engine.EngineCore._write_part
 
@@ -151,16 +151,7 @@ def test_deferred_writes_keep_text_with_quotes_and_backslashes_exact():
 def test_a_part_waits_until_the_database_has_run_the_last_one(monkeypatch):
     monkeypatch.setattr(engine, "PART", 2)
     idle = [False, False, True]  # asked at commands 2, 4 and 6: written at 6 only
-    monkeypatch.setattr(engine, "can_send_ahead", lambda: idle.pop(0) if idle else True)
-    written = []
-    part = engine.EngineCore._write_part
-
-    def counting(self, batch):  # noqa: ANN001, ANN202
-        before = len(batch.inserted)
-        part(self, batch)
-        written.append(len(batch.inserted) - before)
-
-    monkeypatch.setattr(engine.EngineCore, "_write_part", counting)
+    written = parts_written(monkeypatch, lambda: idle.pop(0) if idle else True)
     alice = user_account("alice", SOL="100")
     core = engine_core()
     core.start()
