@@ -71,12 +71,13 @@ def _bankruptcy(core, account: Account, symbol: str, marks: dict) -> Decimal:  #
 def liquidate(core, batch) -> dict:  # noqa: ANN001
     from exchange.engine import borrow_liquidation as borrows
 
-    marks = mark_prices()
     owners = {a for (a, _), p in core.perps.positions.items() if p.net_quantity}
     flagged = set(Account.objects.filter(liquidating=True).values_list("pk", flat=True))
-    accounts = Account.objects.filter(
-        pk__in=owners | flagged | borrows.borrowers(), kind=Account.Kind.USER
-    ).in_bulk()
+    candidates = owners | flagged | borrows.borrowers()
+    if not candidates:  # (each second: no mark prices, account or risk reads for nobody)
+        return {"steps": 0, "backstops": 0, "released": [], "writtenOff": []}
+    marks = mark_prices()
+    accounts = Account.objects.filter(pk__in=candidates, kind=Account.Kind.USER).in_bulk()
     inputs = account_risk_inputs(list(accounts.values()))
     steps, backstops, released, written_off = 0, 0, [], []
     for account_id, account in sorted(accounts.items()):
