@@ -236,32 +236,36 @@ class Hub:
 
     async def tick(self) -> None:
         """Refresh ticker and klines of the markets that traded; close ended candles; send
-        every perp's mark price and open interest; have the positions refreshed."""
+        every perp's mark price and open interest; have the positions refreshed. Over Redis
+        pub/sub, all of a tick's updates in one pipeline (see _drain)."""
+        out: list[tuple[str, bytes]] | None = [] if bus.enabled(self.layer) else None
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
         if self.perps:
             for stream, data in await _read(_perp_frames)(self.perps):
-                await self.send(stream, data)
+                await self.send(stream, data, out)
             self._position_refresh = True
             self._position_wake.set()
         for symbol, seconds in traded.items():
             # Not thread-sensitive: inside the engine worker the one sync thread is busy
             # with the engine's batches (waiting on it would deadlock).
             ticker = await _read(_ticker)(symbol)
-            await self.send(f"ticker.{symbol}", ticker)
+            await self.send(f"ticker.{symbol}", ticker, out)
             for interval, start, end, fields in await _read(_candles)(symbol, seconds):
-                await self._candle(symbol, interval, start, end, fields, now)
+                await self._candle(symbol, interval, start, end, fields, now, out)
             for second in sorted(seconds):
                 fields = self._one_second.get((symbol, second))
                 if fields is not None:
                     start = datetime.fromtimestamp(second, UTC)
                     await self._candle(
-                        symbol, "1s", start, start + timedelta(seconds=1), fields, now
+                        symbol, "1s", start, start + timedelta(seconds=1), fields, now, out
                     )
         for key, (end, data) in list(self._open.items()):
             if end <= now:
                 del self._open[key]
-                await self.send(f"kline.{key[1]}.{key[0]}", {**data, "X": True})
+                await self.send(f"kline.{key[1]}.{key[0]}", {**data, "X": True}, out)
+        if out:
+            await self._bus().publish_many(out)
         horizon = int(now.timestamp()) - 5
         for key in [k for k in self._one_second if k[1] < horizon]:
             del self._one_second[key]
@@ -325,6 +329,7 @@ class Hub:
         end: datetime,
         fields: dict,
         now: datetime,
+        out: list | None = None,
     ) -> None:
         data = {
             "e": "kline",
@@ -345,12 +350,12 @@ class Hub:
         if previous is not None and previous[0] < end:
             # The candle before this one ended: close it first.
             del self._open[key]
-            await self.send(f"kline.{interval}.{symbol}", {**previous[1], "X": True})
+            await self.send(f"kline.{interval}.{symbol}", {**previous[1], "X": True}, out)
         if not data["X"]:
             self._open[key] = (end, data)
         elif previous is not None and previous[0] == end:
             del self._open[key]
-        await self.send(f"kline.{interval}.{symbol}", dict(data))
+        await self.send(f"kline.{interval}.{symbol}", dict(data), out)
 
 
 # ---------------------------------------------------------------------- helpers
