@@ -83,12 +83,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ensure_database(url: str) -> None:
+def ensure_database(url: str, fresh: bool) -> None:
+    """Create the run's database; `fresh`: drop it first. Runs on a database kept from
+    earlier runs (hundreds of thousands of orders after a day of them) are slower and do
+    not compare with each other."""
     import psycopg
 
     name = url.rsplit("/", 1)[1].split("?")[0]
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
+        if fresh:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
 
@@ -624,6 +629,11 @@ def main() -> None:
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench"),
     )
+    p.add_argument(
+        "--keep-database",
+        action="store_true",
+        help="reuse the database of earlier runs (default: dropped and created anew)",
+    )
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument(
         "--own-redis",
@@ -661,7 +671,7 @@ def main() -> None:
         if args.url:
             base = args.url.rstrip("/")
         else:
-            ensure_database(args.database_url)
+            ensure_database(args.database_url, fresh=not args.keep_database)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             topology = start_topology(args, env, port, log)
