@@ -203,17 +203,12 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
                 client=connection,
             )
             restore = False
-            taken.extend(map(self._unpack, popped[::2]))
+            taken.extend(map(self.deserialize, popped[::2]))
             if taken:
                 return taken.popleft()
             result = await connection.bzpopmin(key, timeout=self.brpop_timeout)
             if result is not None:
-                return self._unpack(result[1])
-
-    def _unpack(self, member: bytes) -> dict:
-        message = self.deserialize(member)
-        message.pop("__asgi_channel__", None)
-        return message
+                return self.deserialize(result[1])
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> bytes | None:
         """channels_redis' (restore the backup queue, BZPOPMIN, back the message up: three

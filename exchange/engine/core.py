@@ -205,8 +205,8 @@ class Batch:
     new_orders: dict[int, Order] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     trades: list[tuple[Trade, int]] = field(default_factory=list)  # (trade, entry index)
+    ledger: LedgerStream = field(default_factory=LedgerStream)  # the entries, written in parts
     # written so far (EngineCore._write_part): entries' ids, trades, new orders' ids
-    ledger: LedgerStream = field(default_factory=LedgerStream)
     entry_ids: list[int] = field(default_factory=list)
     trades_written: int = 0
     inserted: set[int] = field(default_factory=set)

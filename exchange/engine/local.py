@@ -100,9 +100,8 @@ class LocalEngineClient:
             except queue.Empty:
                 if linger <= 0 or time.monotonic() >= until:
                     return
-                before = self.queue.qsize()
                 self._sleep(linger / 4)
-                if self.queue.qsize() == before:
+                if self.queue.empty():
                     return  # nothing more came: go
                 continue
             if item is None:

@@ -129,17 +129,13 @@ class Hub:
         queue = self._queue
         while True:
             messages = await queue.get()
-            out: list[tuple[str, bytes]] | None = [] if bus.enabled(self.layer) else None
+            out = self._collecting()
             for message in messages:
                 try:
                     await self._route(message, out)
                 except Exception:  # noqa: BLE001 - one bad send must not stop delivery
                     log.exception("streams: could not deliver %s", message.get("op"))
-            if out:
-                try:
-                    await self._bus().publish_many(out)
-                except Exception:  # noqa: BLE001 - an outage loses these updates, not the hub
-                    log.exception("streams: could not publish %s updates", len(out))
+            await self._publish(out)
             queue.task_done()
 
     async def flush(self, seconds: float) -> None:
@@ -210,6 +206,19 @@ class Hub:
         else:
             await self._bus().publish(group, payload)
 
+    def _collecting(self) -> list[tuple[str, bytes]] | None:
+        """A list for group_send's `out` (updates published together by `_publish`) when
+        updates go over Redis pub/sub; None (each sent as it comes) otherwise."""
+        return [] if bus.enabled(self.layer) else None
+
+    async def _publish(self, out: list[tuple[str, bytes]] | None) -> None:
+        if not out:
+            return
+        try:
+            await self._bus().publish_many(out)
+        except Exception:  # noqa: BLE001 - an outage loses these updates, not the hub
+            log.exception("streams: could not publish %s updates", len(out))
+
     def _bus(self) -> bus.Publisher:
         if self._publisher is None:
             self._publisher = bus.Publisher(self.layer)
@@ -238,7 +247,7 @@ class Hub:
         """Refresh ticker and klines of the markets that traded; close ended candles; send
         every perp's mark price and open interest; have the positions refreshed. Over Redis
         pub/sub, all of a tick's updates in one pipeline (see _drain)."""
-        out: list[tuple[str, bytes]] | None = [] if bus.enabled(self.layer) else None
+        out = self._collecting()
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
         if self.perps:
@@ -264,8 +273,7 @@ class Hub:
             if end <= now:
                 del self._open[key]
                 await self.send(f"kline.{key[1]}.{key[0]}", {**data, "X": True}, out)
-        if out:
-            await self._bus().publish_many(out)
+        await self._publish(out)
         horizon = int(now.timestamp()) - 5
         for key in [k for k in self._one_second if k[1] < horizon]:
             del self._one_second[key]
