@@ -291,18 +291,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             level.total += order.remaining
             order.level = level
             orders[oid] = order
-            head = self._by_account.get(account)  # the inlined _link
-            if head is None:
-                head = self._by_account[account] = Order()
-                head.acct_next = order
-                order.acct_prev = head
-            else:
-                tail = head.acct_prev
-                assert tail is not None  # a head is never left empty
-                tail.acct_next = order
-                order.acct_prev = tail
-            order.acct_next = head
-            head.acct_prev = order
+            self._link(order)
             if cid is not None:
                 self._client_ids[(account, cid)] = order
         if self._perp:
@@ -335,15 +324,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
             level.total -= order.remaining
             if not level.total:
                 (self._bids if order.is_bid else self._asks).drop_if_empty(level)
-            prev = order.acct_prev  # the inlined _unlink
-            after = order.acct_next
-            assert prev is not None and after is not None
-            if prev is after:  # the account's last open order: drop its head
-                del self._by_account[acct]
-            else:
-                prev.acct_next = after
-                after.acct_prev = prev
-            order.acct_prev = order.acct_next = None
+            self._unlink(order)
             cid = order.client_id
             if cid is not None:
                 del self._client_ids[(acct, cid)]
@@ -794,7 +775,6 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         heap = opp.heap
         levels = opp.levels
         orders = self._orders
-        by_account = self._by_account
         client_ids = self._client_ids
         taker_id = taker.id
         account = taker.account
@@ -868,15 +848,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                 maker.live = False
                 queue.popleft()
                 del orders[maker_id]
-                prev = maker.acct_prev  # the inlined _unlink
-                after = maker.acct_next
-                assert prev is not None and after is not None
-                if prev is after:
-                    del by_account[maker_account]
-                else:
-                    prev.acct_next = after
-                    after.acct_prev = prev
-                maker.acct_prev = maker.acct_next = None
+                self._unlink(maker)
                 if maker_cid is not None:
                     del client_ids[(maker_account, maker_cid)]
                 done = OrderDone()
@@ -936,7 +908,6 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
         ro_accounts = self._ro
         touched = self._touched
         orders = self._orders
-        by_account = self._by_account
         client_ids = self._client_ids
         last = None
         stop = None
@@ -1026,15 +997,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
                     maker.live = False
                     maker_id = maker.id
                     del orders[maker_id]
-                    prev = maker.acct_prev  # the inlined _unlink
-                    after = maker.acct_next
-                    assert prev is not None and after is not None
-                    if prev is after:
-                        del by_account[maker_account]
-                    else:
-                        prev.acct_next = after
-                        after.acct_prev = prev
-                    maker.acct_prev = maker.acct_next = None
+                    self._unlink(maker)
                     if maker.client_id is not None:
                         del client_ids[(maker_account, maker.client_id)]
                     if maker.reduce_only:
@@ -1137,7 +1100,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
 
         The list is circular through a head, a bare ``Order`` kept in
         ``_by_account`` while the account has open orders: ``head.acct_next`` is
-        the oldest order, ``head.acct_prev`` the newest. (Inlined in ``place``.)
+        the oldest order, ``head.acct_prev`` the newest.
         """
         head = self._by_account.get(order.account)
         if head is None:
@@ -1155,7 +1118,7 @@ class OrderBook(ReduceOnlyMixin, ConditionalMixin):
     def _unlink(self, order: Order) -> None:
         """Take an order out of its account's list; the head goes with the last
         order, and the order keeps no pointer into the list (nothing it would
-        keep alive). (Inlined in ``cancel``, ``_sweep_plain`` and ``_match``.)"""
+        keep alive)."""
         prev = order.acct_prev
         after = order.acct_next
         assert prev is not None and after is not None  # the order is in a list
