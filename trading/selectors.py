@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Q
 
 from accounts import services as accounts_services
@@ -191,14 +192,10 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
     """24h (or 1w) statistics from the 1-minute klines of the window."""
     market = _market(symbol)
     window = timedelta(days=7 if interval == "1w" else 1)
-    since = datetime.now(UTC) - window
-    rows = list(
-        Kline.objects.filter(
-            market=market, interval="1m", start__gte=kl.bucket_start("1m", since)
-        ).order_by("start")
-    )
-    last = public_trades(market).order_by("-id").values_list("price", flat=True).first()
-    if not rows:
+    since = kl.bucket_start("1m", datetime.now(UTC) - window)
+    stats = _window_stats(market, since)
+    if stats is None:
+        last = public_trades(market).order_by("-id").values_list("price", flat=True).first()
         last_price = last if last is not None else Decimal(0)
         zero = dec(Decimal(0))
         return {
@@ -213,7 +210,7 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
             "quoteVolume": zero,
             "trades": "0",
         }
-    first, last_price = rows[0].open, rows[-1].close
+    first, last_price, high, low, volume, quote_volume, trades = stats
     change = last_price - first
     return {
         "symbol": symbol,
@@ -221,12 +218,50 @@ def ticker(symbol: str, interval: str = "1d") -> dict:
         "lastPrice": dec(last_price),
         "priceChange": dec(change),
         "priceChangePercent": dec((change / first).quantize(Decimal("0.000001"))) if first else "0",
-        "high": dec(max(k.high for k in rows)),
-        "low": dec(min(k.low for k in rows)),
-        "volume": dec(sum((k.volume for k in rows), Decimal(0))),
-        "quoteVolume": dec(sum((k.quote_volume for k in rows), Decimal(0))),
-        "trades": str(sum(k.trades for k in rows)),
+        "high": dec(high),
+        "low": dec(low),
+        "volume": dec(volume),
+        "quoteVolume": dec(quote_volume),
+        "trades": str(trades),
     }
+
+
+def _window_stats(market: Market, since: datetime) -> tuple | None:
+    """(first open, last close, high, low, volume, quote volume, trades) of the market's
+    1-minute klines from `since` on, None without any. The streams hub asks each second
+    for every market that traded, and a day holds 1,440 of them: PostgreSQL folds them
+    in one statement (the first and last through the (market, interval, start) index)
+    instead of the rows coming back as model instances; the embedded SQLite keeps
+    decimals as text, so there they are folded in Python, from the columns only."""
+    if connection.vendor == "postgresql":
+        table = Kline._meta.db_table
+        where = "market_id = %s AND interval = '1m' AND start >= %s"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT (SELECT open FROM {table} WHERE {where} ORDER BY start LIMIT 1), "
+                f"(SELECT close FROM {table} WHERE {where} ORDER BY start DESC LIMIT 1), "
+                "max(high), min(low), sum(volume), sum(quote_volume), sum(trades) "
+                f"FROM {table} WHERE {where}",
+                [market.pk, since] * 3,
+            )
+            row = cursor.fetchone()
+        return None if row[0] is None else row
+    rows = list(
+        Kline.objects.filter(market=market, interval="1m", start__gte=since)
+        .order_by("start")
+        .values_list("open", "close", "high", "low", "volume", "quote_volume", "trades")
+    )
+    if not rows:
+        return None
+    return (
+        rows[0][0],
+        rows[-1][1],
+        max(r[2] for r in rows),
+        min(r[3] for r in rows),
+        sum((r[4] for r in rows), Decimal(0)),
+        sum((r[5] for r in rows), Decimal(0)),
+        sum(r[6] for r in rows),
+    )
 
 
 def tickers(interval: str = "1d") -> list[dict]:
