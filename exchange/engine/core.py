@@ -177,6 +177,9 @@ def _attachments(order: Order, scale) -> dict:  # noqa: ANN001
     return out
 
 
+DEPTH_TEXTS = 50_000  # remembered texts of prices, and of quantities, per market
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -189,6 +192,10 @@ class MarketBook:
     book: OrderBook
     base_decimals: int
     quote_decimals: int
+    # The depth snapshot's texts of prices (by tick) and quantities (by lot) written
+    # before: the levels of a book change little from one batch to the next (_cache_depth).
+    price_texts: dict[int, str] = field(default_factory=dict)
+    qty_texts: dict[int, str] = field(default_factory=dict)
 
     @property
     def scale(self):  # noqa: ANN201
@@ -1049,12 +1056,28 @@ class EngineCore:
             lending.reconcile(touched)
 
     def _cache_depth(self, mb: MarketBook) -> None:
-        """Publish the book's depth snapshot (with lastUpdateId) where web workers read it."""
+        """Publish the book's depth snapshot (with lastUpdateId) where web workers read it.
+        Each batch writes up to 1,000 levels a side; their texts are remembered (up to
+        DEPTH_TEXTS of each kind, then begun anew), as writing a Decimal is most of it."""
         depth = mb.book.depth(1000)
         scale = mb.scale
-        levels = lambda side: [  # noqa: E731
-            [dec(scale.ticks_to_price(p)), dec(scale.lots_to_qty(q))] for p, q in side
-        ]
+        prices, quantities = mb.price_texts, mb.qty_texts
+        if len(prices) > DEPTH_TEXTS or len(quantities) > DEPTH_TEXTS:
+            prices.clear()
+            quantities.clear()
+
+        def levels(side) -> list[list[str]]:  # noqa: ANN001
+            out = []
+            for p, q in side:
+                price = prices.get(p)
+                if price is None:
+                    price = prices[p] = dec(scale.ticks_to_price(p))
+                qty = quantities.get(q)
+                if qty is None:
+                    qty = quantities[q] = dec(scale.lots_to_qty(q))
+                out.append([price, qty])
+            return out
+
         cache.set(
             f"depth:{mb.market.symbol}",
             {
