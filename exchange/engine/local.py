@@ -51,7 +51,8 @@ def _timeout() -> ExchangeError:
 class LocalEngineClient:
     def __init__(self) -> None:
         self.core = engine_core()
-        self.queue: queue.Queue[tuple[list[dict], Future] | None] = queue.Queue()
+        # (commands, a `call`'s Future or an `acall`'s (loop, asyncio Future)); None: stop
+        self.queue: queue.Queue[tuple[list[dict], object] | None] = queue.Queue()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self.thread.start()
@@ -68,7 +69,11 @@ class LocalEngineClient:
             raise _timeout() from None
 
     async def acall(self, commands: list[dict]) -> list[dict]:
-        future = asyncio.wrap_future(self._submit(commands))
+        """The caller's loop is woken once per batch for all of its callers (_answer), not
+        once per call as a wrapped concurrent Future would (a self-pipe write each)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.queue.put((commands, (loop, future)))
         try:
             return await asyncio.wait_for(future, settings.ENGINE_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -124,9 +129,10 @@ class LocalEngineClient:
                     self.ready.set()
                 except Exception as exc:  # noqa: BLE001 - refuse, try again on the next call
                     log.exception("engine: could not start")
-                    items[0][1].set_exception(
-                        ExchangeError("SERVER_ERROR", f"The engine is not ready: {exc}", status=503)
+                    refusal = ExchangeError(
+                        "SERVER_ERROR", f"The engine is not ready: {exc}", status=503
                     )
+                    _answer(items, [refusal])
                     continue
             self._take_more(items, limit)
             commands = [c for cmds, _ in items for c in cmds]
@@ -134,10 +140,41 @@ class LocalEngineClient:
                 close_old_connections()
                 results = self.core.process(commands)
             except BaseException as exc:  # noqa: BLE001 - answer every caller, keep serving
-                for _, future in items:
-                    future.set_exception(exc)
+                _answer(items, [exc] * len(items))
                 continue
+            answers = []
             start = 0
-            for cmds, future in items:
-                future.set_result(results[start : start + len(cmds)])
+            for cmds, _ in items:
+                answers.append(results[start : start + len(cmds)])
                 start += len(cmds)
+            _answer(items, answers)
+
+
+def _answer(items: list, answers: list) -> None:
+    """Each caller's results (or an exception): a `call`'s concurrent Future at once, the
+    `acall`s of each event loop in one callback on that loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for (_, waiter), answer in zip(items, answers, strict=False):
+        if isinstance(waiter, Future):
+            if isinstance(answer, BaseException):
+                waiter.set_exception(answer)
+            else:
+                waiter.set_result(answer)
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, answer))
+    for loop, pairs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, pairs)
+        except RuntimeError:  # the loop is closed: nobody is waiting there any more
+            pass
+
+
+def _resolve(pairs: list[tuple[asyncio.Future, object]]) -> None:
+    for future, answer in pairs:
+        if future.done():  # the caller gave up (timed out, cancelled)
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

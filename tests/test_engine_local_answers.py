@@ -1,0 +1,103 @@
+"""The embedded engine answers a batch's async callers of one event loop together: one
+wake-up of that loop per batch (a callback resolving all of them) instead of one per call,
+each caller with its own results, a refusal or failure for all, a caller that gave up
+skipped."""
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from accounts.errors import ExchangeError
+from exchange.engine import local
+
+
+class Echo:
+    """An engine core that answers each command with itself; a command {"gate": True}
+    holds its batch until the test opens the gate; {"fail": True} fails the batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def process(self, commands: list[dict]) -> list[dict]:
+        self.batches.append(len(commands))
+        if commands[0].get("gate"):
+            self.entered.set()
+            assert self.gate.wait(5)
+        if any(c.get("fail") for c in commands):
+            raise ExchangeError("SERVER_ERROR", "the batch failed", status=503)
+        return [{"echo": c} for c in commands]
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    core = Echo()
+    monkeypatch.setattr(local, "engine_core", lambda: core)
+    client = local.LocalEngineClient()
+    yield client, core
+    core.gate.set()
+    client.close()
+
+
+async def held_batch(client, core, calls):  # noqa: ANN001, ANN201
+    """Hold the engine in a first batch while `calls` (coroutine factories) queue up, so
+    they form the next batch; return their outcomes and the loop's wake-ups for answers."""
+    loop = asyncio.get_running_loop()
+    wakeups = []
+    threadsafe = loop.call_soon_threadsafe
+
+    def counting(callback, *args):  # noqa: ANN001, ANN002, ANN202
+        if callback is local._resolve:
+            wakeups.append(len(args[0]))
+        return threadsafe(callback, *args)
+
+    loop.call_soon_threadsafe = counting
+    gate = asyncio.ensure_future(client.acall([{"gate": True}]))
+    with ThreadPoolExecutor(1) as pool:
+        assert await loop.run_in_executor(pool, core.entered.wait, 5)
+    tasks = [asyncio.ensure_future(call()) for call in calls]
+    await asyncio.sleep(0.05)  # every call queued behind the held batch
+    core.gate.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert await gate == [{"echo": {"gate": True}}]
+    return outcomes, wakeups
+
+
+def test_a_batch_of_async_calls_wakes_their_loop_once_each_with_its_own_results(engine):
+    client, core = engine
+    calls = [lambda i=i: client.acall([{"n": i}, {"n": i, "also": 1}]) for i in range(50)]
+    outcomes, wakeups = asyncio.run(held_batch(client, core, calls))
+    assert outcomes == [[{"echo": {"n": i}}, {"echo": {"n": i, "also": 1}}] for i in range(50)]
+    assert core.batches == [1, 100]
+    assert wakeups == [1, 50]  # the held batch's one caller, then all fifty at once
+
+
+def test_a_failed_batch_fails_every_caller_sync_and_async(engine):
+    client, core = engine
+
+    def sync_call():  # noqa: ANN202 - a `call` from another thread, in the same batch
+        return asyncio.get_running_loop().run_in_executor(None, client.call, [{"sync": 1}])
+
+    calls = [lambda: client.acall([{"fail": True}]), lambda: client.acall([{"n": 1}]), sync_call]
+    outcomes, wakeups = asyncio.run(held_batch(client, core, calls))
+    assert [type(o) for o in outcomes] == [ExchangeError] * 3
+    assert {o.code for o in outcomes} == {"SERVER_ERROR"}
+    assert core.batches == [1, 3] and wakeups == [1, 2]  # the sync caller: its own Future
+
+
+def test_a_caller_that_gave_up_is_skipped_and_the_others_are_answered(engine):
+    client, core = engine
+    calls = [
+        lambda: asyncio.wait_for(client.acall([{"n": "late"}]), 0.01),
+        lambda: client.acall([{"n": 2}]),
+    ]
+    outcomes, wakeups = asyncio.run(held_batch(client, core, calls))
+    assert isinstance(outcomes[0], TimeoutError)
+    assert outcomes[1] == [{"echo": {"n": 2}}]
+    assert core.batches == [1, 2] and wakeups == [1, 2]
