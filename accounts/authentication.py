@@ -111,9 +111,14 @@ def verify_signature(
 # ------------------------------------------------------------------ the key's account
 
 _keys: dict[str, tuple[float, ApiKey]] = {}
+_generations: dict[str, int] = {}  # bumped when a key is saved: a lookup begun before is void
+# Per event loop, the lookups under way by public key (asyncio tasks belong to one loop).
+_lookups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+REFRESH_AHEAD = 0.2  # the last share of API_KEY_CACHE_SECONDS in which a hit also refreshes
 
 
 def _forget_key(sender: type, instance: ApiKey, **kwargs: object) -> None:
+    _generations[instance.public_key] = _generations.get(instance.public_key, 0) + 1
     _keys.pop(instance.public_key, None)
 
 
@@ -137,6 +142,14 @@ def api_key(public_key: str) -> ApiKey:
     key = cached_key(public_key)
     if key is not None:
         return key
+    return _load_key(public_key)
+
+
+def _load_key(public_key: str) -> ApiKey:
+    """Read the key from the database into this process's cache. A save of the key (a
+    revocation) while the read was under way leaves the cache alone: what was read may be
+    from before it."""
+    generation = _generations.get(public_key, 0)
     key = (
         ApiKey.objects.select_related("account__user")
         .filter(public_key=public_key, revoked_at__isnull=True)
@@ -144,16 +157,44 @@ def api_key(public_key: str) -> ApiKey:
     )
     if key is None:
         raise _unknown()
-    _keys[public_key] = (time.monotonic() + settings.API_KEY_CACHE_SECONDS, key)
+    if _generations.get(public_key, 0) == generation:
+        _keys[public_key] = (time.monotonic() + settings.API_KEY_CACHE_SECONDS, key)
     return key
 
 
 async def aapi_key(public_key: str) -> ApiKey:
-    key = cached_key(public_key)
-    if key is not None:
-        return key
-    # A miss reads the database in the request's sync thread (its connection handling).
-    return await sync_to_async(api_key, thread_sensitive=True)(public_key)
+    """`api_key` for the event loop. A miss reads the database in the request's sync thread
+    (its connection handling), once for all the requests of the key that miss meanwhile:
+    when a busy key expired, each of its requests in flight took its turn on that one
+    thread (the first reading the key, the others finding it cached there). A hit in the
+    last REFRESH_AHEAD of the key's time reads it again in the background, so a key in
+    steady use does not expire in a request's way (its read waits for a database
+    connection too: the web workers keep none between requests)."""
+    hit = _keys.get(public_key)
+    now = time.monotonic()
+    if hit is not None and hit[0] >= now:
+        if hit[0] - now < settings.API_KEY_CACHE_SECONDS * REFRESH_AHEAD:
+            _lookup(public_key).add_done_callback(_quietly)
+        return hit[1]
+    return await asyncio.shield(_lookup(public_key))  # a caller gone cancels no one else
+
+
+def _lookup(public_key: str) -> asyncio.Task:
+    loop = asyncio.get_running_loop()
+    running = _lookups.setdefault(loop, {})
+    task = running.get(public_key)
+    if task is None:
+        task = loop.create_task(sync_to_async(_load_key, thread_sensitive=True)(public_key))
+        running[public_key] = task
+        task.add_done_callback(lambda _: running.pop(public_key, None))
+    return task
+
+
+def _quietly(task: asyncio.Task) -> None:
+    """A background refresh's failure (an unknown key, the database away) is for the
+    request that next needs the key to meet, once its cached copy has expired."""
+    if not task.cancelled():
+        task.exception()
 
 
 def needs_touch(key: ApiKey) -> bool:
