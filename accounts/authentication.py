@@ -174,7 +174,7 @@ async def aapi_key(public_key: str) -> ApiKey:
     now = time.monotonic()
     if hit is not None and hit[0] >= now:
         if hit[0] - now < settings.API_KEY_CACHE_SECONDS * REFRESH_AHEAD:
-            _lookup(public_key).add_done_callback(_quietly)
+            _lookup(public_key)  # in the background
         return hit[1]
     return await asyncio.shield(_lookup(public_key))  # a caller gone cancels no one else
 
@@ -187,12 +187,14 @@ def _lookup(public_key: str) -> asyncio.Task:
         task = loop.create_task(sync_to_async(_load_key, thread_sensitive=True)(public_key))
         running[public_key] = task
         task.add_done_callback(lambda _: running.pop(public_key, None))
+        task.add_done_callback(_quietly)
     return task
 
 
 def _quietly(task: asyncio.Task) -> None:
-    """A background refresh's failure (an unknown key, the database away) is for the
-    request that next needs the key to meet, once its cached copy has expired."""
+    """Marks a lookup's failure seen: a background refresh's (an unknown key, the database
+    away) is for the request that next needs the key to meet, once its cached copy has
+    expired; the requests waiting on a lookup get it themselves."""
     if not task.cancelled():
         task.exception()
 

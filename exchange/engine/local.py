@@ -132,7 +132,7 @@ class LocalEngineClient:
                     refusal = ExchangeError(
                         "SERVER_ERROR", f"The engine is not ready: {exc}", status=503
                     )
-                    _answer(items, [refusal])
+                    _answer(items, [refusal] * len(items))
                     continue
             self._take_more(items, limit)
             commands = [c for cmds, _ in items for c in cmds]
@@ -154,12 +154,9 @@ def _answer(items: list, answers: list) -> None:
     """Each caller's results (or an exception): a `call`'s concurrent Future at once, the
     `acall`s of each event loop in one callback on that loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list] = {}
-    for (_, waiter), answer in zip(items, answers, strict=False):
+    for (_, waiter), answer in zip(items, answers, strict=True):
         if isinstance(waiter, Future):
-            if isinstance(answer, BaseException):
-                waiter.set_exception(answer)
-            else:
-                waiter.set_result(answer)
+            _settle(waiter, answer)
         else:
             loop, future = waiter
             by_loop.setdefault(loop, []).append((future, answer))
@@ -172,9 +169,12 @@ def _answer(items: list, answers: list) -> None:
 
 def _resolve(pairs: list[tuple[asyncio.Future, object]]) -> None:
     for future, answer in pairs:
-        if future.done():  # the caller gave up (timed out, cancelled)
-            continue
-        if isinstance(answer, BaseException):
-            future.set_exception(answer)
-        else:
-            future.set_result(answer)
+        if not future.done():  # (done: the caller gave up, timed out or cancelled)
+            _settle(future, answer)
+
+
+def _settle(future: Future | asyncio.Future, answer: object) -> None:
+    if isinstance(answer, BaseException):
+        future.set_exception(answer)
+    else:
+        future.set_result(answer)
