@@ -155,14 +155,14 @@ WAIT_R = Wait.R
 @contextmanager
 def deferred_writes() -> Iterator[None]:
     """On PostgreSQL, hold back the writes of insert_rows / update_rows / upsert_rows made
-    in the block and send them together, without waiting: a write queued while none is
-    running on the server goes out at once (with whatever else is queued) and the server
-    works on it while the caller builds the next ones; its results are read before the
-    next send, before any other statement runs on the connection (so every read sees the
-    writes; one round trip with the first read) and at the end of the block (which must
-    be inside the transaction that commits them). A write the server refuses raises
-    there, and the transaction rolls back. The engine's batch writes this way: on a
-    loaded machine each round trip costs more than the rows. Elsewhere: no change."""
+    in the block and send them together, without waiting: what is queued goes out at
+    `send_ahead()` (when none is running on the server; the server works on it while the
+    caller builds the next ones), with the next other statement (so every read sees the
+    writes; one round trip with it) or at the end of the block (which must be inside the
+    transaction that commits them). The results of a send are read before the next one.
+    A write the server refuses raises there, and the transaction rolls back. The engine's
+    batch writes this way: on a loaded machine each round trip costs more than the rows.
+    Elsewhere: no change."""
     if (
         connection.vendor != "postgresql"
         or getattr(connection, "_deferred_writes", None) is not None
@@ -203,12 +203,20 @@ def deferred_writes() -> Iterator[None]:
 
 def can_send_ahead() -> bool:
     """Inside deferred_writes (PostgreSQL): whether the server has run every write sent so
-    far and none waits to be sent, a good moment to send more. Elsewhere False: writes run
-    as they are made, there is nothing to send ahead of."""
+    far, a good moment to queue more and `send_ahead`. Elsewhere False: writes run as
+    they are made, there is nothing to send ahead of."""
     pending = getattr(connection, "_deferred_writes", None)
     if pending is None:
         return False
-    return not pending and _drain(pending, block=False)
+    return _drain(pending, block=False)
+
+
+def send_ahead() -> None:
+    """Send what is queued (one round trip's worth of statements, not waited for), if the
+    server has run what was sent before; else it waits for the next send."""
+    pending = getattr(connection, "_deferred_writes", None)
+    if pending and _drain(pending, block=False):
+        _send_async(pending)
 
 
 def _send(pending: list[str]) -> None:
@@ -279,9 +287,7 @@ def _write(sql: str, params: list[str]) -> None:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return
-    pending.append(_bind(sql, params))
-    if _drain(pending, block=False):  # the server is free: this goes out now
-        _send_async(pending)
+    pending.append(_bind(sql, params))  # sent by send_ahead, the next read or the end
 
 
 def _bind(sql: str, params: list[str]) -> str:

@@ -31,6 +31,7 @@ from accounts.bulk import (
     insert_rows,
     new_instance,
     row_reader,
+    send_ahead,
     update_rows,
 )
 from accounts.errors import ExchangeError
@@ -448,6 +449,7 @@ class EngineCore:
                     results[i - 1] = self._run(batch, command)
                     if not i % PART and can_send_ahead():
                         self._write_part(batch)
+                        send_ahead()  # the part's statements in one send
                 self.perps.cover_shortfalls(self, batch)  # collateral conversion
                 self._write(batch)
         except Exception:
@@ -1047,9 +1049,12 @@ class EngineCore:
                 cursor.execute(
                     f"SELECT DISTINCT b.account_id FROM {Balance._meta.db_table} b "
                     f"JOIN {Account._meta.db_table} a ON a.id = b.account_id "
-                    "WHERE b.account_id = ANY(%s) AND a.kind = %s AND (b.amount < 0 "
+                    "WHERE b.account_id = ANY(%s::bigint[]) AND a.kind = %s AND (b.amount < 0 "
                     "OR a.auto_lend OR a.auto_repay_borrows OR a.liquidating)",
-                    [list(touched), Account.Kind.USER.value],
+                    # The ids as one array literal: psycopg's adaptation of a list costs
+                    # more than the rest of the batch's final write (this read is joined
+                    # to the deferred writes, and so written out with them).
+                    ["{" + ",".join([str(int(a)) for a in touched]) + "}", Account.Kind.USER.value],
                 )
                 touched = {row[0] for row in cursor.fetchall()}
         if touched:

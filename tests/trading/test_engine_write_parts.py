@@ -4,6 +4,7 @@ batch's one transaction. What a later command of the batch does to an order alre
 written is an update; balances are changed once, at the end; a refusal in a later part
 still refuses the whole batch."""
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -160,3 +161,34 @@ def test_a_part_waits_until_the_database_has_run_the_last_one(monkeypatch):
     assert written == [6, 1]  # one part of six orders, then the rest at the end
     assert Order.objects.count() == 7
     assert_ledger_clean()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's deferred writes")
+def test_writes_queued_while_the_server_is_busy_go_out_at_the_next_chance():
+    """A write made while the last send runs on the server waits in the queue; once the
+    server is done, it is a moment to send again (with the queue), not only when nothing
+    is queued: else one busy moment held every later part back to the end of the batch."""
+
+    def entry(entry_id: int) -> list[tuple]:
+        return [(entry_id, LedgerEntry.Kind.DEPOSIT, "", f"ref{entry_id}", timezone.now())]
+
+    fields = ("id", "kind", "memo", "reference", "created_at")
+    with bulk.deferred_writes():
+        pending = connection._deferred_writes
+        first, second = bulk.allocate_ids(LedgerEntry, 2)
+        bulk.insert_rows(LedgerEntry, fields, entry(first))
+        assert len(pending) == 1  # queued, not sent
+        bulk.send_ahead()
+        assert not pending and pending.in_flight
+        bulk.insert_rows(LedgerEntry, fields, entry(second))  # made while the first may run
+        deadline = time.monotonic() + 10
+        while not bulk.can_send_ahead():  # the server finishes the first
+            assert time.monotonic() < deadline, "the queued write never had its chance"
+            time.sleep(0.005)
+        assert len(pending) == 1
+        bulk.send_ahead()
+        assert not pending and pending.in_flight
+    assert set(LedgerEntry.objects.filter(id__in=(first, second)).values_list("id", flat=True)) == {
+        first,
+        second,
+    }
