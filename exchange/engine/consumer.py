@@ -3,7 +3,8 @@
 Commands arrive on the channel layer as {"type": "engine.command", "commands": [...],
 "reply_to": channel, "deadline": epoch seconds}. The consumer queues them; one task takes
 whatever is queued (up to ENGINE_BATCH_SIZE commands) as one batch, processes it in one
-database transaction, then answers every caller. A command whose caller has given up
+database transaction, then answers every caller (meanwhile the batch's depth snapshots and
+stream updates go out, before the next batch). A command whose caller has given up
 (deadline passed) is not executed.
 
 Sharding: ENGINE_SHARDS maps a worker's channel to the markets it owns; the client sends
@@ -31,7 +32,7 @@ from redis.exceptions import RedisError
 
 from accounts.errors import ExchangeError
 from exchange.engine.batching import CallBatcher
-from exchange.engine.core import EngineCore
+from exchange.engine.core import Batch, EngineCore
 from exchange.streams.hub import Hub
 from exchange.streams.publisher import engine_core
 from trading.commands import error
@@ -77,12 +78,12 @@ class EngineConsumer(AsyncConsumer):
     busy = False  # a batch is under way
     hub: Hub | None = None
 
-    def _process(self, commands: list[dict]) -> list[dict]:
+    def _commit(self, commands: list[dict]) -> tuple[list[dict], Batch | None]:
         close_old_connections()  # drop a connection the database closed
         if self.stale:
             self.core.start()
             self.stale = False
-        return self.core.process(commands)
+        return self.core.commit_batch(commands)
 
     async def dispatch(self, message: dict) -> None:
         """A command only joins the queue: no database work, so none of Channels' own
@@ -145,8 +146,9 @@ class EngineConsumer(AsyncConsumer):
             alive = [m.get("deadline", now + 1) > now for m in messages]
             live = [m for m, ok in zip(messages, alive, strict=True) if ok]
             commands = [c for m in live for c in m["commands"]]
+            batch = None
             try:
-                results = await sync_to_async(self._process, thread_sensitive=True)(commands)
+                results, batch = await sync_to_async(self._commit, thread_sensitive=True)(commands)
             except Exception:  # noqa: BLE001 - e.g. the database went away mid-recovery
                 log.exception("engine: batch failed; the books are rebuilt before the next one")
                 self.stale = True
@@ -164,8 +166,19 @@ class EngineConsumer(AsyncConsumer):
                     answer = [expired] * size
                 replies.append(self._reply(m["reply_to"], answer))
             # Concurrently: one Redis round trip after another would add up over a batch.
-            await asyncio.gather(*replies)
+            # The callers are answered once the batch committed; its depth snapshots and
+            # stream updates go out meanwhile, on the sync thread (after_commit), before
+            # the next batch begins there.
+            after = [] if batch is None else [self._after_commit(batch)]
+            await asyncio.gather(*replies, *after)
             self.busy = False
+
+    async def _after_commit(self, batch: Batch) -> None:
+        try:
+            await sync_to_async(self.core.after_commit, thread_sensitive=True)(batch)
+        except Exception:  # noqa: BLE001 - the batch is committed and answered; keep serving
+            log.exception("engine: after-commit work failed; the books are rebuilt first")
+            self.stale = True
 
     _sleep = staticmethod(asyncio.sleep)
 

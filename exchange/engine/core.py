@@ -27,6 +27,7 @@ from accounts.api.serializers import dec
 from accounts.bulk import (
     IdBlock,
     can_send_ahead,
+    commit_with_writes,
     deferred_writes,
     insert_rows,
     new_instance,
@@ -440,6 +441,15 @@ class EngineCore:
 
     def process(self, commands: list[dict]) -> list[dict]:
         """Run a batch of commands; one transaction; results in command order."""
+        results, batch = self.commit_batch(commands)
+        if batch is not None:
+            self.after_commit(batch)
+        return results
+
+    def commit_batch(self, commands: list[dict]) -> tuple[list[dict], Batch | None]:
+        """Run and commit a batch: its results, and the batch for `after_commit` (None if
+        it failed: nothing was done, the books were rebuilt). The engine worker answers
+        its callers between the two."""
         results: list[dict] = [error("SERVER_ERROR", "not processed")] * len(commands)
         batch = Batch(ledger=LedgerStream(self.entry_ids))
         try:
@@ -452,12 +462,17 @@ class EngineCore:
                         send_ahead()  # the part's statements in one send
                 self.perps.cover_shortfalls(self, batch)  # collateral conversion
                 self._write(batch)
+                commit_with_writes()  # (the last writes and COMMIT: one round trip)
         except Exception:
             log.exception("engine batch failed; rebuilding books from the database")
             self.start()
-            return [error("SERVER_ERROR", "The engine could not commit; nothing was done")] * len(
-                commands
-            )
+            refusal = error("SERVER_ERROR", "The engine could not commit; nothing was done")
+            return [refusal] * len(commands), None
+        return results, batch
+
+    def after_commit(self, batch: Batch) -> None:
+        """What follows a committed batch, before the next one: its depth snapshots and
+        stream updates go out, and the orders it finished leave memory."""
         try:  # committed: a cache or stream outage must not turn this into a refusal
             for symbol in batch.markets:
                 self._cache_depth(self.markets[symbol])
@@ -473,7 +488,6 @@ class EngineCore:
             if order is not None and order.status in DONE:
                 del self.orders[order_id]
                 self.per_unit.pop(order_id, None)
-        return results
 
     def _load_view(self, batch: Batch, commands: list[dict]) -> None:
         takers = sorted({int(c["account"]) for c in commands if c.get("op") == "place"})
