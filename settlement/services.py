@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.bulk import update_rows
@@ -271,12 +271,20 @@ def set_manual_price(symbol: str, price: Decimal | None) -> PriceSetting:
 
 def average_premium(market: Market | str, start: datetime, end: datetime) -> Decimal | None:
     """The mean premium sample of [start, end) (the funding job's hour); None without samples.
-    Averaged in Python: the embedded database keeps decimals as text."""
+    The streams hub asks each second (the predicted rate), over up to an hour of samples:
+    PostgreSQL sums them (exactly, as numeric) and counts; the embedded database keeps
+    decimals as text, so there they are summed in Python. The mean is divided and rounded
+    here either way."""
     rows = PremiumSample.objects.filter(market=market, at__gte=start, at__lt=end)
-    values = list(rows.values_list("premium", flat=True))
-    if not values:
+    if connection.vendor == "postgresql":
+        totals = rows.aggregate(total=Sum("premium"), count=Count("id"))
+        total, count = totals["total"], totals["count"]
+    else:
+        values = list(rows.values_list("premium", flat=True))
+        total, count = sum(values, prices.ZERO), len(values)
+    if not count:
         return None
-    return (sum(values, prices.ZERO) / len(values)).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
+    return (total / count).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
 
 
 # Funding ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ index/mark klines and the one-second task (settlement/prices.py, settlement/serv
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN
 from decimal import Decimal as D
 
 import pytest
@@ -372,3 +373,27 @@ def test_tick_time_with_seven_markets(capsys):
         seeded.save(force_insert=True)
     Market.objects.filter(market_type="SPOT").delete()
     measure("7 perps")
+
+
+def test_the_average_premium_of_an_hour_of_samples_is_their_exact_mean_rounded_half_even():
+    """An hour of samples (720, one per five seconds), averaged where they are stored on
+    PostgreSQL: the same mean, to the last digit, as summing them in Python."""
+    start = T0.replace(minute=0, second=0)
+    values = [D(f"0.000{i % 97:02d}{i % 7}1234567891") * (-1 if i % 3 else 1) for i in range(720)]
+    PremiumSample.objects.bulk_create(
+        PremiumSample(
+            market_id="SOL_USDC_PERP",
+            at=start + timedelta(seconds=5 * i),
+            premium=v,
+            mid_price=1,
+            index_price=1,
+        )
+        for i, v in enumerate(values)
+    )
+    later = start + timedelta(hours=1)
+    PremiumSample.objects.create(
+        market_id="SOL_USDC_PERP", at=later, premium=1, mid_price=1, index_price=1
+    )
+    expected = (sum(values, D(0)) / 720).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
+    assert services.average_premium("SOL_USDC_PERP", start, later) == expected
+    assert services.average_premium("SOL_USDC_PERP", later + timedelta(hours=1), later) is None
