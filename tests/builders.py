@@ -92,3 +92,12 @@ def limit_order(
         **extra,
     }
     return services.place_order(account, params)
+
+
+def limit_command(account: Account, side: str, price: str, quantity: str) -> dict:
+    """A SOL_USDC limit order as the engine command the web processes make of it, for
+    tests that hand batches to an EngineCore themselves."""
+    from trading import services
+
+    params = {"symbol": "SOL_USDC", "side": side, "orderType": "Limit"}
+    return services.order_command(account, params | {"price": price, "quantity": quantity})

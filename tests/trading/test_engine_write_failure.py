@@ -11,7 +11,7 @@ from accounts import bulk
 from exchange.engine import core as engine
 from exchange.streams.publisher import engine_core
 from tests.builders import assert_ledger_clean, user_account
-from trading import services
+from tests.builders import limit_command as command
 from trading.models import Order, Trade
 
 pytestmark = [
@@ -22,12 +22,9 @@ pytestmark = [
 ]
 
 
-def command(account, side: str, price: str, quantity: str) -> dict:  # noqa: ANN001
-    params = {"symbol": "SOL_USDC", "side": side, "orderType": "Limit"}
-    return services.order_command(account, params | {"price": price, "quantity": quantity})
-
-
-def test_a_write_refused_after_it_was_sent_refuses_the_whole_batch(monkeypatch):
+def _refused_then_recovered(monkeypatch, name: str, refusing) -> None:  # noqa: ANN001
+    """engine.<name> replaced by refusing(original) for one batch, which the server then
+    refuses; then the original again, on the rebuilt books."""
     alice = user_account("alice", SOL="10")
     bob = user_account("bob", USDC="10000")
     core = engine_core()
@@ -35,13 +32,8 @@ def test_a_write_refused_after_it_was_sent_refuses_the_whole_batch(monkeypatch):
     (ask,) = core.process([command(alice, "Ask", "100", "2")])
     assert ask["ok"]["status"] == "New"
 
-    record = engine.record_trades
-
-    def refused(trades):  # noqa: ANN001, ANN202 - a write the server refuses, queued late
-        record(trades)
-        bulk._write("SELECT 1 / 0", [])
-
-    monkeypatch.setattr(engine, "record_trades", refused)
+    original = getattr(engine, name)
+    monkeypatch.setattr(engine, name, refusing(original))
     results = core.process([command(bob, "Bid", "100", "1"), command(bob, "Bid", "90", "1")])
     assert [r["error"]["code"] for r in results] == ["SERVER_ERROR", "SERVER_ERROR"]
     assert not Trade.objects.exists()
@@ -50,8 +42,30 @@ def test_a_write_refused_after_it_was_sent_refuses_the_whole_batch(monkeypatch):
     ]
     assert_ledger_clean()
 
-    monkeypatch.setattr(engine, "record_trades", record)  # the books were rebuilt
+    monkeypatch.setattr(engine, name, original)  # the books were rebuilt
     (bid,) = core.process([command(bob, "Bid", "100", "3")])
     assert bid["ok"]["executedQuantity"] == "2"
     assert Trade.objects.get().quantity == Decimal(2)
     assert_ledger_clean()
+
+
+def _divide_by_zero() -> None:
+    bulk._write("SELECT 1 / 0", [])  # a write the server refuses, queued
+
+
+def test_a_write_refused_after_it_was_sent_refuses_the_whole_batch(monkeypatch):
+    def refusing(record):  # noqa: ANN001, ANN202 - queued late, in the final write
+        return lambda trades: (record(trades), _divide_by_zero())
+
+    _refused_then_recovered(monkeypatch, "record_trades", refusing)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_write_refused_with_the_commit_refuses_the_whole_batch(monkeypatch):
+    """The last writes go with COMMIT (commit_with_writes) only when the batch's
+    transaction is the outermost one, hence a transactional test."""
+
+    def refusing(fold):  # noqa: ANN001, ANN202 - queued last: it goes out with the COMMIT
+        return lambda: (_divide_by_zero(), fold())
+
+    _refused_then_recovered(monkeypatch, "commit_with_writes", refusing)

@@ -16,15 +16,10 @@ from accounts.models import Balance, LedgerEntry, Posting
 from exchange.engine import core as engine
 from exchange.streams.publisher import engine_core
 from tests.builders import assert_ledger_clean, user_account
-from trading import services
+from tests.builders import limit_command as command
 from trading.models import Order, Trade
 
 pytestmark = pytest.mark.django_db
-
-
-def command(account, side: str, price: str, quantity: str) -> dict:  # noqa: ANN001
-    params = {"symbol": "SOL_USDC", "side": side, "orderType": "Limit"}
-    return services.order_command(account, params | {"price": price, "quantity": quantity})
 
 
 def parts_written(monkeypatch, ready=lambda: True) -> list[int]:  # noqa: ANN001
