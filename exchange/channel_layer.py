@@ -36,6 +36,30 @@ SEND = AsyncScript(
     SEND_LUA,
 )
 
+# SEND_LUA for many messages at once. KEYS: the channels' keys (a key may repeat: a web
+# process's key holds all its local channels); ARGV: each key's message, each key's
+# capacity, then the score, the expiry and the expired-before score. 1 or 0 per key.
+SEND_MANY = AsyncScript(
+    None,
+    b"""
+local n = #KEYS
+local score = ARGV[2 * n + 1]
+local expiry = ARGV[2 * n + 2]
+local expired = ARGV[2 * n + 3]
+local sent = {}
+for i = 1, n do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, expired)
+    if redis.call('ZCARD', KEYS[i]) < tonumber(ARGV[n + i]) then
+        redis.call('ZADD', KEYS[i], score, ARGV[i])
+        redis.call('EXPIRE', KEYS[i], expiry)
+        sent[i] = 1
+    else
+        sent[i] = 0
+    end
+end
+return sent
+""",
+)
 
 # KEYS[1]: a group's key; ARGV[1]: members added before this are dropped. Its members.
 GROUP_MEMBERS = AsyncScript(
@@ -117,24 +141,55 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
         self._taken: dict[str, deque] = {}  # plain channel -> messages taken, not yet received
 
     async def send(self, channel: str, message: dict) -> None:
-        assert isinstance(message, dict), "message is not a dict"
-        assert self.require_valid_channel_name(channel), "Channel name not valid"
-        assert "__asgi_channel__" not in message
-        name = channel
-        if "!" in channel:  # a process-local channel: its process's key, the full name inside
-            message = {**message, "__asgi_channel__": channel}
-            name = self.non_local_name(channel)
-            index = self.consistent_hash(channel)
-        else:
-            index = next(self._send_index_generator)
-        connection = self.connection(index)
+        key, message, index = self._addressed(channel, message)
         sent = await SEND(
-            keys=[self.prefix + name],
+            keys=[key],
             args=self.send_args(channel, message, time.time()),
-            client=connection,
+            client=self.connection(index),
         )
         if not sent:
             raise ChannelFull()
+
+    async def send_many(self, messages: list[tuple[str, dict]]) -> list[bool]:
+        """`send` of each (channel, message), in one round trip per Redis server (the
+        engine worker's answers to a batch's callers); whether each was sent (False: its
+        channel was full)."""
+        now = time.time()
+        by_server: dict[int, list[tuple[str, bytes, int]]] = {}
+        at: dict[int, list[int]] = {}
+        for i, (channel, message) in enumerate(messages):
+            key, message, index = self._addressed(channel, message)
+            by_server.setdefault(index, []).append(
+                (key, self.serialize(message), self.get_capacity(channel))
+            )
+            at.setdefault(index, []).append(i)
+        sent = [False] * len(messages)
+        for index, rows in by_server.items():
+            keys, payloads, capacities = zip(*rows, strict=True)
+            expiry = int(self.expiry)
+            result = await SEND_MANY(
+                keys=list(keys),
+                args=[*payloads, *capacities, now, expiry, int(now) - expiry],
+                client=self.connection(index),
+            )
+            for i, ok in zip(at[index], result, strict=True):
+                sent[i] = bool(ok)
+        return sent
+
+    def _addressed(self, channel: str, message: dict) -> tuple[str, dict, int]:
+        """The key a message to `channel` goes to, the message as stored there, and the
+        index of the Redis server that holds the key."""
+        assert isinstance(message, dict), "message is not a dict"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        assert "__asgi_channel__" not in message
+        if "!" in channel:  # a process-local channel: its process's key, the full name inside
+            message = {**message, "__asgi_channel__": channel}
+            return (
+                self.prefix + self.non_local_name(channel),
+                message,
+                self.consistent_hash(channel),
+            )
+        return self.prefix + channel, message, next(self._send_index_generator)
 
     def send_args(self, channel: str, message: dict, now: float) -> list:
         """ARGV of SEND_LUA for `message` (its "__asgi_channel__" already in place when the

@@ -57,6 +57,37 @@ def test_a_full_channel_refuses_the_send():
     async_to_sync(scenario)()
 
 
+def test_many_sends_in_one_call_reach_their_channels_and_a_full_one_is_told_apart():
+    """send_many (the engine worker's answers to a batch): messages to process-local
+    channels of one process (one key) and to plain channels, as channels_redis reads
+    them; a channel at capacity refuses only its own message."""
+    ours, theirs = layers(capacity=2)
+
+    async def scenario() -> tuple[list[bool], list[dict]]:
+        first, second = await theirs.new_channel("reply"), await theirs.new_channel("reply")
+        await ours.send("full", {"type": "x"})
+        await ours.send("full", {"type": "x"})
+        try:
+            sent = await ours.send_many(
+                [
+                    (first, {"type": "engine.result", "n": 1}),
+                    ("full", {"type": "x", "n": 2}),
+                    (second, {"type": "engine.result", "n": 3}),
+                    ("plain", {"type": "x", "n": 4}),
+                ]
+            )
+            got = [await theirs.receive(second), await theirs.receive(first)]
+            got.append(await theirs.receive("plain"))
+            return sent, got
+        finally:
+            await ours.flush()
+            await theirs.flush()
+
+    sent, got = async_to_sync(scenario)()
+    assert sent == [True, False, True, True]
+    assert [m["n"] for m in got] == [3, 1, 4]
+
+
 def test_group_sends_reach_every_member_as_channels_redis_sends_them():
     ours, theirs = layers(capacity=2)
 

@@ -116,8 +116,8 @@ class EngineConsumer(AsyncConsumer):
         while not self.pending.empty():
             m = self.pending.get_nowait()
             if m is not None:
-                replies.append(self._reply(m["reply_to"], [refused] * len(m["commands"])))
-        await asyncio.gather(*replies)
+                replies.append((m["reply_to"], [refused] * len(m["commands"])))
+        await self._reply(replies)
         await self.hub.flush(5)  # the last batch's stream updates
         log.info("engine: stopped")
         logging.shutdown()
@@ -164,13 +164,12 @@ class EngineConsumer(AsyncConsumer):
                     start += size
                 else:
                     answer = [expired] * size
-                replies.append(self._reply(m["reply_to"], answer))
-            # Concurrently: one Redis round trip after another would add up over a batch.
+                replies.append((m["reply_to"], answer))
             # The callers are answered once the batch committed; its depth snapshots and
             # stream updates go out meanwhile, on the sync thread (after_commit), before
             # the next batch begins there.
             after = [] if batch is None else [self._after_commit(batch)]
-            await asyncio.gather(*replies, *after)
+            await asyncio.gather(self._reply(replies), *after)
             self.busy = False
 
     async def _after_commit(self, batch: Batch) -> None:
@@ -203,10 +202,28 @@ class EngineConsumer(AsyncConsumer):
                 messages.append(message)
                 size += len(message["commands"])
 
-    async def _reply(self, channel: str, results: list[dict]) -> None:
+    async def _reply(self, replies: list[tuple[str, list[dict]]]) -> None:
+        """Each caller's results, to its reply channel: all in one round trip on the Redis
+        layer (send_many; one send after another would add up over a batch), concurrent
+        sends on others. A caller not reached times out; the worker keeps serving."""
+        messages = [(channel, {"type": "engine.result", "results": r}) for channel, r in replies]
+        layer = self.channel_layer
+        if not hasattr(layer, "send_many"):
+            await asyncio.gather(*(self._send(channel, m) for channel, m in messages))
+            return
         try:
-            await self.channel_layer.send(channel, {"type": "engine.result", "results": results})
-        except Exception:  # noqa: BLE001 - the caller times out; keep serving
+            sent = await layer.send_many(messages)
+        except Exception:  # noqa: BLE001
+            log.exception("engine: could not answer %d callers", len(messages))
+            return
+        for (channel, _), ok in zip(messages, sent, strict=True):
+            if not ok:
+                log.error("engine: could not answer %s: its channel is full", channel)
+
+    async def _send(self, channel: str, message: dict) -> None:
+        try:
+            await self.channel_layer.send(channel, message)
+        except Exception:  # noqa: BLE001
             log.exception("engine: could not answer %s", channel)
 
 
