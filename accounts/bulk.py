@@ -224,10 +224,16 @@ def commit_with_writes() -> None:
     (PostgreSQL): what is still queued goes out with COMMIT, in one round trip instead of
     two; the block's own commit then has nothing left to do (psycopg sends no COMMIT for a
     connection whose transaction has ended). A refused write or commit raises here, inside
-    the block, which rolls back. Elsewhere (no deferred writes, or the block is nested in
-    another, e.g. a test's) nothing is done: the block commits as usual."""
+    the block, which rolls back. Elsewhere (no deferred writes, the block nested in another,
+    e.g. a test's, or marked for rollback: set_rollback, or an error caught inside it)
+    nothing is done: the block ends as usual."""
     pending = getattr(connection, "_deferred_writes", None)
-    if pending is None or len(connection.atomic_blocks) != 1 or connection.savepoint_ids:
+    if (
+        pending is None
+        or len(connection.atomic_blocks) != 1
+        or connection.savepoint_ids
+        or connection.needs_rollback
+    ):
         return
     _drain(pending)
     pending.append("COMMIT")

@@ -4,9 +4,11 @@ as in the engine worker, not inside a test's own transaction, hence a transactio
 A write refused with the COMMIT: tests/trading/test_engine_write_failure.py."""
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts import bulk
+from accounts.models import LedgerEntry
 from exchange.streams.publisher import engine_core
 from tests.builders import assert_ledger_clean, user_account
 from tests.builders import limit_command as command
@@ -34,3 +36,18 @@ def test_the_last_writes_and_the_commit_go_in_one_send(monkeypatch):
     assert connection.connection.pgconn.transaction_status == 0  # IDLE: nothing left open
     assert Order.objects.get().id == int(ask["ok"]["id"])
     assert_ledger_clean()
+
+
+def test_a_transaction_marked_for_rollback_is_not_committed_with_its_writes():
+    """Django rolls back a block marked for rollback (set_rollback, or an error caught in
+    it): the last writes then must not go out with a COMMIT."""
+    with transaction.atomic(), bulk.deferred_writes():
+        [entry_id] = bulk.allocate_ids(LedgerEntry, 1)
+        bulk.insert_rows(
+            LedgerEntry,
+            ("id", "kind", "memo", "reference", "created_at"),
+            [(entry_id, LedgerEntry.Kind.DEPOSIT, "", f"ref{entry_id}", timezone.now())],
+        )
+        transaction.set_rollback(True)
+        bulk.commit_with_writes()
+    assert not LedgerEntry.objects.filter(id=entry_id).exists()
