@@ -237,8 +237,7 @@ def commit_with_writes() -> None:
         return
     _drain(pending)
     pending.append("COMMIT")
-    with connection.wrap_database_errors:  # as Django's cursors: a lost connection is seen
-        _send(pending)
+    _send(pending)
 
 
 def _send(pending: list[str]) -> None:
@@ -246,8 +245,10 @@ def _send(pending: list[str]) -> None:
         return
     sql = ";\n".join(pending)
     pending.clear()
-    with connection.cursor() as cursor:
-        cursor.cursor.execute(sql)  # psycopg's own cursor: past the wrapper, no parameters
+    # psycopg's own cursor: past the wrapper, no parameters; errors as Django's cursors
+    # give them (a lost connection is seen).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.cursor.execute(sql)
 
 
 def _send_async(pending: _Pending) -> None:
@@ -346,6 +347,12 @@ def _column_kind(model: type[models.Model], name: str) -> tuple[str, Callable]:
     if kind in ("DecimalField", "FloatField") or kind.endswith(("IntegerField", "AutoField")):
         return field.db_type(connection), _numbers
     return field.db_type(connection), _texts  # text, JSON text, dates and times
+
+
+def array_literal(numbers: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers (ids), as one text parameter: psycopg's
+    adaptation of a list costs more (cast it: `%s::bigint[]`)."""
+    return "{" + _numbers(tuple(map(int, numbers))) + "}"
 
 
 def _numbers(column: tuple) -> str:

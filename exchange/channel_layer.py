@@ -154,25 +154,21 @@ class OneTripRedisChannelLayer(RedisChannelLayer):
         """`send` of each (channel, message), in one round trip per Redis server (the
         engine worker's answers to a batch's callers); whether each was sent (False: its
         channel was full)."""
-        now = time.time()
-        by_server: dict[int, list[tuple[str, bytes, int]]] = {}
-        at: dict[int, list[int]] = {}
+        now, expiry = time.time(), int(self.expiry)
+        by_server: dict[int, list[tuple[int, str, bytes, int]]] = {}  # (position, key, ...)
         for i, (channel, message) in enumerate(messages):
             key, message, index = self._addressed(channel, message)
-            by_server.setdefault(index, []).append(
-                (key, self.serialize(message), self.get_capacity(channel))
-            )
-            at.setdefault(index, []).append(i)
+            row = (i, key, self.serialize(message), self.get_capacity(channel))
+            by_server.setdefault(index, []).append(row)
         sent = [False] * len(messages)
         for index, rows in by_server.items():
-            keys, payloads, capacities = zip(*rows, strict=True)
-            expiry = int(self.expiry)
+            at, keys, payloads, capacities = zip(*rows, strict=True)
             result = await SEND_MANY(
                 keys=list(keys),
                 args=[*payloads, *capacities, now, expiry, int(now) - expiry],
                 client=self.connection(index),
             )
-            for i, ok in zip(at[index], result, strict=True):
+            for i, ok in zip(at, result, strict=True):
                 sent[i] = bool(ok)
         return sent
 

@@ -26,6 +26,7 @@ from django.db.models import Q
 from accounts.api.serializers import dec
 from accounts.bulk import (
     IdBlock,
+    array_literal,
     can_send_ahead,
     commit_with_writes,
     deferred_writes,
@@ -1065,10 +1066,9 @@ class EngineCore:
                     f"JOIN {Account._meta.db_table} a ON a.id = b.account_id "
                     "WHERE b.account_id = ANY(%s::bigint[]) AND a.kind = %s AND (b.amount < 0 "
                     "OR a.auto_lend OR a.auto_repay_borrows OR a.liquidating)",
-                    # The ids as one array literal: psycopg's adaptation of a list costs
-                    # more than the rest of the batch's final write (this read is joined
-                    # to the deferred writes, and so written out with them).
-                    ["{" + ",".join([str(int(a)) for a in touched]) + "}", Account.Kind.USER.value],
+                    # (this read is joined to the deferred writes, so written out with
+                    # them: a list's adaptation cost more than the rest of the final write)
+                    [array_literal(touched), Account.Kind.USER.value],
                 )
                 touched = {row[0] for row in cursor.fetchall()}
         if touched:
