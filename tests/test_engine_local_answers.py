@@ -101,3 +101,28 @@ def test_a_caller_that_gave_up_is_skipped_and_the_others_are_answered(engine):
     assert isinstance(outcomes[0], TimeoutError)
     assert outcomes[1] == [{"echo": {"n": 2}}]
     assert core.batches == [1, 2] and wakeups == [1, 2]
+
+
+def test_an_async_caller_the_engine_does_not_answer_in_time_gets_timeout_and_leaves_no_timer(
+    engine, settings
+):
+    client, core = engine
+    settings.ENGINE_TIMEOUT_SECONDS = 0.2
+
+    async def scenario():  # noqa: ANN202
+        loop = asyncio.get_running_loop()
+        held = asyncio.ensure_future(client.acall([{"gate": True}]))
+        with ThreadPoolExecutor(1) as pool:
+            assert await loop.run_in_executor(pool, core.entered.wait, 5)
+        with pytest.raises(ExchangeError) as refused:
+            await held  # the engine holds this batch past the timeout
+        core.gate.set()  # now it answers: nobody waits for that answer any more
+        answered = await client.acall([{"n": 2}])
+        live = [t for t in loop._scheduled if not t.cancelled()]
+        return refused.value, answered, len(live)
+
+    refused, answered, timers_left = asyncio.run(scenario())
+    assert (refused.code, refused.status) == ("TIMEOUT", 503)
+    assert answered == [{"echo": {"n": 2}}]
+    assert core.batches == [1, 1]
+    assert timers_left == 0  # the answered call's timer was cancelled, not left to fire
