@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from accounts import signing
 from accounts.errors import ExchangeError
 from accounts.models import ApiKey
+from accounts.process_cache import ProcessCache
 
 
 class SignatureFailed(AuthenticationFailed):
@@ -110,16 +111,25 @@ def verify_signature(
 
 # ------------------------------------------------------------------ the key's account
 
-_keys: dict[str, tuple[float, ApiKey]] = {}
-_generations: dict[str, int] = {}  # bumped when a key is saved: a lookup begun before is void
-# Per event loop, the lookups under way by public key (asyncio tasks belong to one loop).
-_lookups: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-REFRESH_AHEAD = 0.2  # the last share of API_KEY_CACHE_SECONDS in which a hit also refreshes
+
+def _read_key(public_key: str) -> ApiKey:
+    key = (
+        ApiKey.objects.select_related("account__user")
+        .filter(public_key=public_key, revoked_at__isnull=True)
+        .first()
+    )
+    if key is None:
+        raise _unknown()
+    return key
+
+
+# The live keys with their account and user, per process for API_KEY_CACHE_SECONDS (the
+# async order views read one per request; accounts/process_cache.py).
+KEYS: ProcessCache[ApiKey] = ProcessCache(_read_key, lambda: settings.API_KEY_CACHE_SECONDS)
 
 
 def _forget_key(sender: type, instance: ApiKey, **kwargs: object) -> None:
-    _generations[instance.public_key] = _generations.get(instance.public_key, 0) + 1
-    _keys.pop(instance.public_key, None)
+    KEYS.forget(instance.public_key)
 
 
 post_save.connect(_forget_key, sender=ApiKey, dispatch_uid="authentication.forget_key")
@@ -127,10 +137,7 @@ post_save.connect(_forget_key, sender=ApiKey, dispatch_uid="authentication.forge
 
 def cached_key(public_key: str) -> ApiKey | None:
     """The key from this process's cache (no I/O), or None when not cached or expired."""
-    hit = _keys.get(public_key)
-    if hit is None or hit[0] < time.monotonic():
-        return None
-    return hit[1]
+    return KEYS.cached(public_key)
 
 
 def _unknown() -> SignatureFailed:
@@ -139,64 +146,13 @@ def _unknown() -> SignatureFailed:
 
 def api_key(public_key: str) -> ApiKey:
     """The live (not revoked) key with its account and user; SignatureFailed otherwise."""
-    key = cached_key(public_key)
-    if key is not None:
-        return key
-    return _load_key(public_key)
-
-
-def _load_key(public_key: str) -> ApiKey:
-    """Read the key from the database into this process's cache. A save of the key (a
-    revocation) while the read was under way leaves the cache alone: what was read may be
-    from before it."""
-    generation = _generations.get(public_key, 0)
-    key = (
-        ApiKey.objects.select_related("account__user")
-        .filter(public_key=public_key, revoked_at__isnull=True)
-        .first()
-    )
-    if key is None:
-        raise _unknown()
-    if _generations.get(public_key, 0) == generation:
-        _keys[public_key] = (time.monotonic() + settings.API_KEY_CACHE_SECONDS, key)
-    return key
+    return KEYS.get(public_key)
 
 
 async def aapi_key(public_key: str) -> ApiKey:
-    """`api_key` for the event loop. A miss reads the database in the request's sync thread
-    (its connection handling), once for all the requests of the key that miss meanwhile:
-    when a busy key expired, each of its requests in flight took its turn on that one
-    thread (the first reading the key, the others finding it cached there). A hit in the
-    last REFRESH_AHEAD of the key's time reads it again in the background, so a key in
-    steady use does not expire in a request's way (its read waits for a database
-    connection too: the web workers keep none between requests)."""
-    hit = _keys.get(public_key)
-    now = time.monotonic()
-    if hit is not None and hit[0] >= now:
-        if hit[0] - now < settings.API_KEY_CACHE_SECONDS * REFRESH_AHEAD:
-            _lookup(public_key)  # in the background
-        return hit[1]
-    return await asyncio.shield(_lookup(public_key))  # a caller gone cancels no one else
-
-
-def _lookup(public_key: str) -> asyncio.Task:
-    loop = asyncio.get_running_loop()
-    running = _lookups.setdefault(loop, {})
-    task = running.get(public_key)
-    if task is None:
-        task = loop.create_task(sync_to_async(_load_key, thread_sensitive=True)(public_key))
-        running[public_key] = task
-        task.add_done_callback(lambda _: running.pop(public_key, None))
-        task.add_done_callback(_quietly)
-    return task
-
-
-def _quietly(task: asyncio.Task) -> None:
-    """Marks a lookup's failure seen: a background refresh's (an unknown key, the database
-    away) is for the request that next needs the key to meet, once its cached copy has
-    expired; the requests waiting on a lookup get it themselves."""
-    if not task.cancelled():
-        task.exception()
+    """`api_key` for the event loop (a miss is read once for the requests that miss
+    together; a key in steady use is read again before it expires)."""
+    return await KEYS.aget(public_key)
 
 
 def needs_touch(key: ApiKey) -> bool:

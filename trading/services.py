@@ -8,13 +8,11 @@ has committed.
 """
 
 import threading
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.db.models.signals import post_save
@@ -23,6 +21,7 @@ from django.utils.module_loading import import_string
 from accounts.bulk import update_rows, upsert_rows
 from accounts.errors import ExchangeError
 from accounts.models import Account
+from accounts.process_cache import ProcessCache
 from trading import klines
 from trading.commands import unwrap
 from trading.models import Kline, Market, Trade
@@ -58,33 +57,36 @@ def _unknown_market(symbol: str) -> ExchangeError:
     return ExchangeError("INVALID_SYMBOL", f"Unknown market {symbol!r}")
 
 
-def market(symbol: str) -> Market:
+def _read_market(symbol: str) -> Market:
     found = Market.objects.filter(symbol=symbol).select_related("base", "quote").first()
     if found is None:
         raise _unknown_market(symbol)
-    _markets[symbol] = (time.monotonic() + MARKET_CACHE_SECONDS, found)
     return found
 
 
 # The async order views validate against markets cached per process (no database read
-# per order); the engine checks tick and step again. A market saved here is dropped at once.
+# per order; accounts/process_cache.py); the engine checks tick and step again. A market
+# saved here is dropped at once.
 MARKET_CACHE_SECONDS = 10
-_markets: dict[str, tuple[float, Market]] = {}
+MARKETS: ProcessCache[Market] = ProcessCache(_read_market, lambda: MARKET_CACHE_SECONDS)
+
+
+def market(symbol: str) -> Market:
+    """The market, read now (and cached for the async views)."""
+    return MARKETS.load(symbol)
 
 
 def _forget_market(sender: type, instance: Market, **kwargs: object) -> None:
-    _markets.pop(instance.symbol, None)
+    MARKETS.forget(instance.symbol)
 
 
 post_save.connect(_forget_market, sender=Market, dispatch_uid="trading.services.forget_market")
 
 
 async def amarket(symbol: str) -> Market:
-    """`market` for async callers: from the cache, else read in the request's sync thread."""
-    hit = _markets.get(symbol)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1]
-    return await sync_to_async(market, thread_sensitive=True)(symbol)
+    """`market` for async callers: from the cache (a miss read once for the requests that
+    miss together, a market in steady use read again before it expires)."""
+    return await MARKETS.aget(symbol)
 
 
 def _decimal(params: dict, name: str) -> Decimal | None:

@@ -19,22 +19,22 @@ pytestmark = pytest.mark.django_db
 def key():
     account = user_account("alice", USDC="1")
     api_key, _ = services.create_api_key(account, label="cache")
-    auth._keys.pop(api_key.public_key, None)
+    auth.KEYS.entries.pop(api_key.public_key, None)
     yield api_key.public_key
-    auth._keys.pop(api_key.public_key, None)
+    auth.KEYS.entries.pop(api_key.public_key, None)
 
 
 @pytest.fixture
 def reads(monkeypatch):
     """How many times the database is read for a key."""
     count = []
-    load = auth._load_key
+    read = auth.KEYS.read
 
     def counting(public_key: str):  # noqa: ANN202
         count.append(public_key)
-        return load(public_key)
+        return read(public_key)
 
-    monkeypatch.setattr(auth, "_load_key", counting)
+    monkeypatch.setattr(auth.KEYS, "read", counting)
     return count
 
 
@@ -51,21 +51,20 @@ def test_a_key_near_its_expiry_is_served_and_read_again_in_the_background(key, r
     settings.API_KEY_CACHE_SECONDS = 5
     first = auth.api_key(key)  # cached for 5 s
     assert reads == [key]
-    cached_until = auth._keys[key][0]
+    cached_until = auth.KEYS.entries[key][0]
 
     async def far_then_near() -> tuple:
         far = await auth.aapi_key(key)  # 5 s left: no read
-        auth._keys[key] = (time.monotonic() + 0.5, first)  # in the last fifth
+        auth.KEYS.entries[key] = (time.monotonic() + 0.5, first)  # in the last fifth
         near = await auth.aapi_key(key)  # served at once, a read begun
         await asyncio.sleep(0)
-        for task in list(auth._lookups.get(asyncio.get_running_loop(), {}).values()):
-            await task
+        await auth.KEYS.settle()
         return far, near
 
     far, near = async_to_sync(far_then_near)()
     assert far is first and near is first
     assert reads == [key, key]
-    assert auth._keys[key][1] is not first and auth._keys[key][0] >= cached_until
+    assert auth.KEYS.entries[key][1] is not first and auth.KEYS.entries[key][0] >= cached_until
 
 
 def test_a_revocation_during_a_read_leaves_the_key_uncached(key, monkeypatch):
@@ -87,7 +86,7 @@ def test_a_revocation_during_a_read_leaves_the_key_uncached(key, monkeypatch):
             return found
 
     monkeypatch.setattr(auth.ApiKey.objects, "select_related", RevokedMeanwhile)
-    auth._load_key(key)  # what it read was live then
+    auth.KEYS.load(key)  # what it read was live then
     assert auth.cached_key(key) is None
     monkeypatch.undo()
     with pytest.raises(auth.SignatureFailed):
