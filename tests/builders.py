@@ -101,3 +101,16 @@ def limit_command(account: Account, side: str, price: str, quantity: str) -> dic
 
     params = {"symbol": "SOL_USDC", "side": side, "orderType": "Limit"}
     return services.order_command(account, params | {"price": price, "quantity": quantity})
+
+
+def count_reads(monkeypatch, cache) -> list[str]:  # noqa: ANN001
+    """The database reads of a ProcessCache (accounts/process_cache.py), by key, from now."""
+    count: list[str] = []
+    read = cache.read
+
+    def counting(key: str):  # noqa: ANN202
+        count.append(key)
+        return read(key)
+
+    monkeypatch.setattr(cache, "read", counting)
+    return count

@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 
 from accounts import authentication as auth
 from accounts import services
-from tests.builders import user_account
+from tests.builders import count_reads, user_account
 
 pytestmark = pytest.mark.django_db
 
@@ -27,15 +27,7 @@ def key():
 @pytest.fixture
 def reads(monkeypatch):
     """How many times the database is read for a key."""
-    count = []
-    read = auth.KEYS.read
-
-    def counting(public_key: str):  # noqa: ANN202
-        count.append(public_key)
-        return read(public_key)
-
-    monkeypatch.setattr(auth.KEYS, "read", counting)
-    return count
+    return count_reads(monkeypatch, auth.KEYS)
 
 
 def test_the_requests_of_a_key_that_miss_together_read_it_once(key, reads):

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from accounts.errors import ExchangeError
+from tests.builders import count_reads
 from trading import services
 from trading.models import Market
 
@@ -22,15 +23,7 @@ SYMBOL = "SOL_USDC"
 def reads(monkeypatch):
     """The market reads from the database, by symbol."""
     services.MARKETS.entries.pop(SYMBOL, None)
-    count = []
-    read = services.MARKETS.read
-
-    def counting(symbol: str):  # noqa: ANN202
-        count.append(symbol)
-        return read(symbol)
-
-    monkeypatch.setattr(services.MARKETS, "read", counting)
-    yield count
+    yield count_reads(monkeypatch, services.MARKETS)
     services.MARKETS.entries.pop(SYMBOL, None)
 
 
