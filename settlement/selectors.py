@@ -5,6 +5,7 @@ account summary, funding / position / settlement history and the account limits.
 Everything is valued by settlement.risk; amounts stay Decimal (never a float)."""
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
@@ -258,19 +259,25 @@ def next_funding(market: Market, now: datetime) -> datetime:
     return datetime.fromtimestamp((ms // interval + 1) * interval / 1000, UTC)
 
 
-def predicted_funding_rate(market: Market, now: datetime) -> Decimal:
-    """The current interval's rate from the premium samples so far (interest alone
-    without samples)."""
+def predicted_funding_rates(markets: list[Market], now: datetime) -> dict[str, Decimal]:
+    """Each market's rate for its current interval from the premium samples so far
+    (interest alone without samples), by symbol, from one read of the samples."""
     from settlement import funding, services
 
-    interval = market.funding_interval_ms or HOUR_MS
-    end = next_funding(market, now)
-    premium = services.average_premium(market, end - timedelta(milliseconds=interval), end)
-    return funding.funding_rate(
-        premium or ZERO,
-        market.funding_rate_lower_bound_bps or ZERO,
-        market.funding_rate_upper_bound_bps or ZERO,
-    )
+    windows = {}
+    for market in markets:
+        interval = market.funding_interval_ms or HOUR_MS
+        end = next_funding(market, now)
+        windows[market.symbol] = (end - timedelta(milliseconds=interval), end)
+    premiums = services.average_premiums(windows)
+    return {
+        m.symbol: funding.funding_rate(
+            premiums[m.symbol] or ZERO,
+            m.funding_rate_lower_bound_bps or ZERO,
+            m.funding_rate_upper_bound_bps or ZERO,
+        )
+        for m in markets
+    }
 
 
 @dataclass(frozen=True)
@@ -286,13 +293,17 @@ def mark_price_rows(symbol: str | None = None, market_type: str | None = None) -
     """Perps (the default): mark, index, the current interval's rate and its end. Spot:
     the base's index over the quote's as the mark."""
     market_type = market_type or Market.Type.PERP
-    markets = Market.objects.filter(market_type=market_type).select_related("base", "quote")
+    rows = Market.objects.filter(market_type=market_type).select_related("base", "quote")
     if symbol is not None:
-        markets = markets.filter(pk=_market(symbol).pk)
-    marks = {m.market_id: m for m in MarkPrice.objects.filter(market__in=list(markets))}
+        rows = rows.filter(pk=_market(symbol).pk)
+    markets = list(rows.order_by("symbol"))  # (one read: the marks' filter takes the keys)
+    marks = {
+        m.market_id: m for m in MarkPrice.objects.filter(market_id__in=[m.pk for m in markets])
+    }
     now = timezone.now()
+    rates = predicted_funding_rates([m for m in markets if m.is_perp], now)
     out = []
-    for market in markets.order_by("symbol"):
+    for market in markets:
         base, quote = market.base.index_price, market.quote.index_price
         index = base / quote if base is not None and quote else None
         if market.is_perp:
@@ -306,7 +317,7 @@ def mark_price_rows(symbol: str | None = None, market_type: str | None = None) -
                     market,
                     mark,
                     index,
-                    predicted_funding_rate(market, now),
+                    rates[market.symbol],
                     next_funding(market, now),
                 )
             )
@@ -315,12 +326,18 @@ def mark_price_rows(symbol: str | None = None, market_type: str | None = None) -
     return out
 
 
-def open_interest(symbol: str | None = None) -> list[tuple[str, Decimal]]:
-    """Σ long quantity per perp market (= Σ short quantity)."""
-    markets = Market.objects.filter(market_type=Market.Type.PERP)
-    if symbol is not None:
-        markets = markets.filter(pk=_market(symbol).pk)
-    totals = dict.fromkeys(markets.order_by("symbol").values_list("symbol", flat=True), ZERO)
+def open_interest(
+    symbol: str | None = None, perps: Iterable[str] | None = None
+) -> list[tuple[str, Decimal]]:
+    """Σ long quantity per perp market (= Σ short quantity): every perp's, `symbol`'s, or
+    those of `perps` (perp symbols the caller knows: no read of the markets)."""
+    if perps is not None:
+        totals = dict.fromkeys(sorted(perps), ZERO)
+    else:
+        markets = Market.objects.filter(market_type=Market.Type.PERP)
+        if symbol is not None:
+            markets = markets.filter(pk=_market(symbol).pk)
+        totals = dict.fromkeys(markets.order_by("symbol").values_list("symbol", flat=True), ZERO)
     positions = Position.objects.filter(market_id__in=list(totals))
     if connection.vendor == "postgresql":  # summed there: the streams hub asks each second
         longs = positions.filter(net_quantity__gt=0).values("market_id").order_by()

@@ -270,21 +270,37 @@ def set_manual_price(symbol: str, price: Decimal | None) -> PriceSetting:
 
 
 def average_premium(market: Market | str, start: datetime, end: datetime) -> Decimal | None:
-    """The mean premium sample of [start, end) (the funding job's hour); None without samples.
-    The streams hub asks each second (the predicted rate), over up to an hour of samples:
-    PostgreSQL sums them (exactly, as numeric) and counts; the embedded database keeps
-    decimals as text, so there they are summed in Python. The mean is divided and rounded
-    here either way."""
-    rows = PremiumSample.objects.filter(market=market, at__gte=start, at__lt=end)
-    if connection.vendor == "postgresql":
-        totals = rows.aggregate(total=Sum("premium"), count=Count("id"))
-        total, count = totals["total"], totals["count"]
-    else:
-        values = list(rows.values_list("premium", flat=True))
-        total, count = sum(values, prices.ZERO), len(values)
-    if not count:
-        return None
-    return (total / count).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
+    """The mean premium sample of [start, end) (the funding job's hour); None without samples."""
+    symbol = market if isinstance(market, str) else market.symbol
+    return average_premiums({symbol: (start, end)})[symbol]
+
+
+def average_premiums(windows: dict[str, tuple[datetime, datetime]]) -> dict[str, Decimal | None]:
+    """`average_premium` of several markets, each over its own [start, end), in one read
+    (the streams hub asks each second for every perp's predicted rate, over up to an hour
+    of samples). PostgreSQL sums them (exactly, as numeric) and counts; the embedded
+    database keeps decimals as text, so there they are summed in Python. Each mean is
+    divided and rounded here either way."""
+    totals: dict[str, tuple[Decimal, int]] = {}
+    if windows:
+        where = Q()
+        for symbol, (start, end) in windows.items():
+            where |= Q(market_id=symbol, at__gte=start, at__lt=end)
+        rows = PremiumSample.objects.filter(where)
+        if connection.vendor == "postgresql":
+            grouped = rows.values("market_id").order_by().annotate(t=Sum("premium"), n=Count("id"))
+            totals = {m: (t, n) for m, t, n in grouped.values_list("market_id", "t", "n")}
+        else:
+            for symbol, premium in rows.values_list("market_id", "premium"):
+                total, count = totals.get(symbol, (prices.ZERO, 0))
+                totals[symbol] = (total + premium, count + 1)
+    means: dict[str, Decimal | None] = {}
+    for symbol in windows:
+        total, count = totals.get(symbol, (prices.ZERO, 0))
+        means[symbol] = (
+            (total / count).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN) if count else None
+        )
+    return means
 
 
 # Funding ---------------------------------------------------------------------------

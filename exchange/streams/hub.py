@@ -503,9 +503,7 @@ def _perp_frames(perps: frozenset[str]) -> list[tuple[str, dict]]:
         if row.next_funding is not None:
             data["n"] = int(row.next_funding.timestamp()) * 1000  # whole hours
         frames.append((f"markPrice.{row.market.symbol}", data))
-    for symbol, quantity in open_interest():
-        if symbol not in perps:
-            continue
+    for symbol, quantity in open_interest(perps=perps):
         frames.append(
             (f"openInterest.{symbol}", {"e": "openInterest", "s": symbol, "o": dec(quantity)})
         )

@@ -397,3 +397,44 @@ def test_the_average_premium_of_an_hour_of_samples_is_their_exact_mean_rounded_h
     expected = (sum(values, D(0)) / 720).quantize(prices.RATIO_QUANTUM, ROUND_HALF_EVEN)
     assert services.average_premium("SOL_USDC_PERP", start, later) == expected
     assert services.average_premium("SOL_USDC_PERP", later + timedelta(hours=1), later) is None
+
+
+def test_the_average_premiums_of_several_markets_are_each_their_own_windows_mean():
+    """One read for several markets, each over its own window, gives what each market's
+    own read gives; a market without samples in its window has None."""
+    start = T0.replace(minute=0, second=0)
+    for i in range(6):
+        for symbol, premium in (("SOL_USDC_PERP", D("0.001") * i), ("BTC_USDC_PERP", D(-i))):
+            PremiumSample.objects.create(
+                market_id=symbol,
+                at=start + timedelta(minutes=10 * i),
+                premium=premium,
+                mid_price=1,
+                index_price=1,
+            )
+    windows = {
+        "SOL_USDC_PERP": (start, start + timedelta(hours=1)),
+        "BTC_USDC_PERP": (start + timedelta(minutes=30), start + timedelta(hours=1)),
+        "ETH_USDC_PERP": (start, start + timedelta(hours=1)),
+    }
+    means = services.average_premiums(windows)
+    assert means == {s: services.average_premium(s, *w) for s, w in windows.items()}
+    assert means == {"SOL_USDC_PERP": D("0.0025"), "BTC_USDC_PERP": D(-4), "ETH_USDC_PERP": None}
+
+
+def test_the_streams_hubs_perp_frames_read_the_database_four_times_for_any_number_of_perps():
+    """markPrice (mark, index, predicted funding rate) and openInterest of every perp, each
+    second in the engine worker's process: the markets, their marks, their premium samples
+    and the open interest are one read each (it was 8 reads with 3 perps, 2 more per perp)."""
+    from exchange.streams.hub import _perp_frames
+
+    perps = frozenset(Market.objects.filter(market_type="PERP").values_list("symbol", flat=True))
+    assert len(perps) == 3
+    services.update_prices(T0)
+    with CaptureQueriesContext(connection) as queries:
+        frames = dict(_perp_frames(perps))
+    assert len(queries) == 4
+    assert set(frames) == {f"{k}.{s}" for k in ("markPrice", "openInterest") for s in perps}
+    mark = frames["markPrice.SOL_USDC_PERP"]
+    assert mark["p"] == cache.get("markPrice:SOL_USDC_PERP")["markPrice"]
+    assert {"i", "f", "n"} <= set(mark)
