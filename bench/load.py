@@ -18,8 +18,10 @@ scheduled time to its answer (the HTTP round trip plus any wait for a client con
 each client keeps at most --inflight requests open); websocket lag = receive time minus
 the event time "E" the engine worker stamps when it publishes; cores_busy = CPU cores used
 per role (web, engine, celery, postgres, redis, the load clients, the whole machine, and
-"other": what else ran on the machine, e.g. other people's tests) during the load.
-Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
+"other": what else ran on the machine, e.g. other people's tests) during the load;
+over_p99_by_tenth = the requests slower than p99 by the tenth of the wall-clock second
+they were answered in (`--trace FILE` writes every measured request's answer time and
+latency, for a closer look). Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
 """
 
 import argparse
@@ -196,6 +198,7 @@ class Stats:
     def __init__(self) -> None:
         self.place_ms: list[float] = []
         self.cancel_ms: list[float] = []
+        self.answered: list[tuple[float, float]] = []  # (wall clock when answered, ms)
         self.placed = 0
         self.cancelled = 0
         self.errors: dict[str, int] = {}
@@ -339,6 +342,15 @@ class Client:
                 conn.transport.close()
 
 
+def slow_by_tenth(answered: list[tuple[float, float]], p99: float | None) -> list[int]:
+    counts = [0] * 10
+    if p99 is not None:
+        for at, ms in answered:
+            if ms > p99:
+                counts[int(at * 10) % 10] += 1
+    return counts
+
+
 async def signed(client, method, path, instruction, params, stats, start):  # noqa: ANN001, ANN201
     """(body or None, milliseconds since `start`: the request's scheduled time)."""
     try:
@@ -388,6 +400,7 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
                     client, "POST", "/api/v1/order", "orderExecute", params, counted, due
                 )
                 counted.place_ms.append(ms)
+                counted.answered.append((time.time(), ms))
                 if body is not None:
                     counted.placed += 1
                     if body.get("status") == "New":
@@ -401,6 +414,7 @@ async def trader(args, base, key, secret, symbol, rate, until, stats, seed):  # 
                     client, "DELETE", "/api/v1/order", "orderCancel", params, counted, due
                 )
                 counted.cancel_ms.append(ms)
+                counted.answered.append((time.time(), ms))
                 if body is not None:
                     counted.cancelled += 1
 
@@ -610,6 +624,10 @@ def main() -> None:
         default=2,
         help="seconds of load at --rate before the measured --duration (connections, caches)",
     )
+    p.add_argument(
+        "--trace",
+        help="write each measured request's answer time (Unix seconds) and latency (ms) here",
+    )
     p.add_argument("--clients", type=int, default=8, help="signed trading clients (K)")
     p.add_argument("--ws", type=int, default=50, help="websocket subscribers (M)")
     p.add_argument("--ws-sample", type=int, default=1, help="measure lag on every Nth socket")
@@ -689,6 +707,9 @@ def main() -> None:
             redis.terminate()
             redis.wait(10)
     latencies = stats.place_ms + stats.cancel_ms
+    if args.trace:
+        with open(args.trace, "w") as out:
+            out.writelines(f"{at:.4f} {ms:.2f}\n" for at, ms in sorted(stats.answered))
     print(
         json.dumps(
             {
@@ -706,6 +727,9 @@ def main() -> None:
                     "place_p99": pct(stats.place_ms, 99),
                     "cancel_p99": pct(stats.cancel_ms, 99),
                     "mean": round(statistics.fmean(latencies), 2) if latencies else None,
+                    # The requests slower than p99, by the tenth of the wall-clock second
+                    # they were answered in: a stall once a second shows as a peak.
+                    "over_p99_by_tenth": slow_by_tenth(stats.answered, pct(latencies, 99)),
                 },
                 "ws": {
                     "subscribers": args.ws,
