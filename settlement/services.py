@@ -192,9 +192,9 @@ def tick_marks(
         row.updated_at = now
         tick.marks[market.symbol] = row.mark_price
     MarkPrice.objects.bulk_create(created)
-    MarkPrice.objects.bulk_update(
-        updated, ["mark_price", "index_price", "ema_premium", "premium_sampled_at", "updated_at"]
-    )
+    fields = ("mark_price", "index_price", "ema_premium", "premium_sampled_at", "updated_at")
+    # (update_rows, not bulk_update: its CASE WHEN per row and field took 30 ms a tick)
+    update_rows(MarkPrice, fields, [(*(getattr(r, f) for f in fields), r.pk) for r in updated])
     PremiumSample.objects.bulk_create(samples)
     tick.premium_samples = len(samples)
     return created + updated
@@ -210,13 +210,15 @@ def record_price_klines(
     interval holding `now`: one read of the open candles, one insert of the new ones, one
     bulk update of the rest."""
     starts = [(interval, kl.bucket_start(interval, now)) for interval in kl.INTERVALS]
-    open_candles = Q()
-    for interval, start in starts:
-        open_candles |= Q(interval=interval, start=start)
     Index, Mark = PriceKline.PriceType.INDEX, PriceKline.PriceType.MARK
+    # The open candles, and a few closed ones whose start is another interval's current
+    # one (passed over below): two IN lists instead of one OR per interval, which Django
+    # took 24 ms a tick to build.
     existing = {
         (k.price_type, k.asset_id or k.market_id, k.interval, k.start): k
-        for k in PriceKline.objects.filter(open_candles).filter(
+        for k in PriceKline.objects.filter(
+            interval__in=[i for i, _ in starts], start__in={s for _, s in starts}
+        ).filter(
             Q(price_type=Index, asset_id__in=list(index))
             | Q(price_type=Mark, market_id__in=list(marks))
         )
