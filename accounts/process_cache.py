@@ -55,8 +55,12 @@ class ProcessCache(Generic[V]):
         return row
 
     def forget(self, key: str) -> None:
+        """Drop the entry (its row was saved, e.g. a key revoked); a read under way is
+        not cached, and callers from now on do not join it: they read afresh."""
         self.generations[key] = self.generations.get(key, 0) + 1
         self.entries.pop(key, None)
+        for running in list(self.lookups.values()):
+            running.pop(key, None)
 
     async def aget(self, key: str) -> V:
         """`get` for the event loop: one read for the requests that miss together, a
@@ -76,12 +80,12 @@ class ProcessCache(Generic[V]):
         if task is None:
             task = loop.create_task(sync_to_async(self.load, thread_sensitive=True)(key))
             running[key] = task
-            task.add_done_callback(lambda _: running.pop(key, None))
+            task.add_done_callback(lambda done: running.get(key) is done and running.pop(key))
             task.add_done_callback(_quietly)
         return task
 
     async def settle(self) -> None:
-        """Wait for this loop's reads under way (tests, and a clean stop)."""
+        """Wait for this loop's reads under way (for tests)."""
         for task in list(self.lookups.get(asyncio.get_running_loop(), {}).values()):
             await asyncio.shield(task)
 

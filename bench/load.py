@@ -21,7 +21,8 @@ per role (web, engine, celery, postgres, redis, the load clients, the whole mach
 "other": what else ran on the machine, e.g. other people's tests) during the load;
 over_p99_by_tenth = the requests slower than p99 by the tenth of the wall-clock second
 they were answered in (`--trace FILE` writes every measured request's answer time and
-latency, for a closer look). Needs PostgreSQL and Redis (--database-url, --redis-url); everything stays on 127.0.0.1.
+latency, for a closer look). Needs PostgreSQL and Redis (--database-url, --redis-url);
+everything stays on 127.0.0.1.
 """
 
 import argparse

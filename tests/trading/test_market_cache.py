@@ -63,3 +63,20 @@ def test_a_saved_market_is_dropped_and_an_unknown_one_refused(reads):
         async_to_sync(services.amarket)("NOPE_USDC")
     assert refused.value.code == "INVALID_SYMBOL"
     assert services.MARKETS.cached("NOPE_USDC") is None
+
+
+def test_a_request_after_a_save_does_not_join_a_read_begun_before_it(reads):
+    """The save of a market (an admin's change) while a read of it is under way: that
+    read is not cached, and the requests after the save read the market afresh."""
+
+    async def read_save_read() -> None:
+        before = asyncio.ensure_future(services.amarket(SYMBOL))
+        await asyncio.sleep(0)  # its read begun
+        services.MARKETS.forget(SYMBOL)  # what post_save does
+        after = await services.amarket(SYMBOL)
+        await before
+        return after
+
+    after = async_to_sync(read_save_read)()
+    assert reads == [SYMBOL, SYMBOL]
+    assert services.MARKETS.cached(SYMBOL) is after
