@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from accounts.bulk import update_rows
+from accounts.bulk import row_reader, update_rows
 from accounts.models import Asset
 from settlement import prices, sources
 from settlement.models import FundingRate, MarkPrice, PremiumSample, PriceKline, PriceSetting
@@ -194,7 +194,7 @@ def tick_marks(
     MarkPrice.objects.bulk_create(created)
     fields = ("mark_price", "index_price", "ema_premium", "premium_sampled_at", "updated_at")
     # (update_rows, not bulk_update: its CASE WHEN per row and field took 30 ms a tick)
-    update_rows(MarkPrice, fields, [(*(getattr(r, f) for f in fields), r.pk) for r in updated])
+    update_rows(MarkPrice, fields, map(row_reader(MarkPrice, (*fields, "pk")), updated))
     PremiumSample.objects.bulk_create(samples)
     tick.premium_samples = len(samples)
     return created + updated
