@@ -356,9 +356,12 @@ def array_literal(numbers: Iterable[int]) -> str:
 
 
 def _numbers(column: tuple) -> str:
-    if None in column:
+    # Joined first, NULLs looked for after: `None in column` compares each Decimal with
+    # None, an abstract-base-class check each (a number's text never holds "None").
+    text = ",".join(map(str, column))
+    if "None" in text:
         return ",".join("NULL" if v is None else str(v) for v in column)
-    return ",".join(map(str, column))
+    return text
 
 
 def _bools(column: tuple) -> str:
@@ -366,11 +369,22 @@ def _bools(column: tuple) -> str:
 
 
 def _texts(column: tuple) -> str:
-    if None not in column and all(type(v) is str for v in column):
+    kinds = set(map(type, column))
+    if kinds == {str}:
         probe = "".join(column)
         if "\\" not in probe and '"' not in probe:  # nothing to escape
             return '"' + '","'.join(column) + '"'
-    return ",".join(map(_text, column))
+    # Each object written once: a column repeats a few (a batch's one created_at, client
+    # ids mostly None). By identity, which is exact (equal values may read differently:
+    # 12:00+00:00 and 13:00+01:00); the column holds them all, so no id is reused.
+    written: dict[int, str] = {}
+    out = []
+    for value in column:
+        text = written.get(id(value))
+        if text is None:
+            text = written[id(value)] = _text(value)
+        out.append(text)
+    return ",".join(out)
 
 
 def _text(value: object) -> str:

@@ -147,7 +147,7 @@ def _check_entries(specs: list[EntrySpec], deltas: dict[tuple[int, str], Decimal
         for account, symbol, amount in spec.legs:
             check_precision(symbol, amount)
             per_asset[symbol] += amount
-            deltas[(account.pk, symbol)] += amount
+            deltas[(account.id, symbol)] += amount  # (.id: .pk is a property, a call)
         unbalanced = {s: total for s, total in per_asset.items() if total != 0}
         if unbalanced:
             raise ExchangeError("INVALID_CLIENT_REQUEST", f"Unbalanced ledger entry: {unbalanced}")
@@ -165,7 +165,7 @@ def _insert_entries(specs: list[EntrySpec], ids: list[int]) -> datetime:
         Posting,
         ("entry", "account", "asset", "amount"),
         (
-            (entry_id, account.pk, symbol, amount)
+            (entry_id, account.id, symbol, amount)
             for entry_id, spec in zip(ids, specs, strict=True)
             for account, symbol, amount in spec.legs
         ),

@@ -88,10 +88,16 @@ def run(batch_size: int, orders: list, clients: int, accounts: list, via: str) -
     client = services.engine_client()
     batches: list[int] = []  # commands per batch (local: the engine is in this process)
     if worker is None:
-        process = client.core.process
-        client.core.process = lambda commands: (batches.append(len(commands)), process(commands))[1]
+        commit = client.core.commit_batch
+
+        def counted(commands: list) -> tuple:
+            batches.append(len(commands))
+            return commit(commands)
+
+        client.core.commit_batch = counted
     # Validation happens in the web processes; here only the worker is measured.
-    commands = [services.order_command(accounts[who], params) for who, params in orders]
+    sol = services.market("SOL_USDC")  # read once: building the commands is not timed
+    commands = [services.order_command(accounts[who], params, sol) for who, params in orders]
     chunks = [commands[i::clients] for i in range(clients)]
     failures: Counter[str] = Counter()  # refusals other than INSUFFICIENT_FUNDS, by code
     answered = []

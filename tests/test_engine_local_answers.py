@@ -15,24 +15,32 @@ from exchange.engine import local
 
 class Echo:
     """An engine core that answers each command with itself; a command {"gate": True}
-    holds its batch until the test opens the gate; {"fail": True} fails the batch."""
+    holds its batch until the test opens the gate; {"fail": True} fails the batch;
+    {"after": True} holds what follows the commit (after_commit) until `after_gate`."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
         self.entered = threading.Event()
         self.gate = threading.Event()
+        self.after_gate = threading.Event()
+        self.after_done: list[list[dict]] = []
 
     def start(self) -> None:
         pass
 
-    def process(self, commands: list[dict]) -> list[dict]:
+    def commit_batch(self, commands: list[dict]) -> tuple[list[dict], list[dict]]:
         self.batches.append(len(commands))
         if commands[0].get("gate"):
             self.entered.set()
             assert self.gate.wait(5)
         if any(c.get("fail") for c in commands):
             raise ExchangeError("SERVER_ERROR", "the batch failed", status=503)
-        return [{"echo": c} for c in commands]
+        return [{"echo": c} for c in commands], commands
+
+    def after_commit(self, batch: list[dict]) -> None:
+        if batch[0].get("after"):
+            self.after_gate.wait(5)
+        self.after_done.append(batch)
 
 
 @pytest.fixture
@@ -42,6 +50,7 @@ def engine(monkeypatch):
     client = local.LocalEngineClient()
     yield client, core
     core.gate.set()
+    core.after_gate.set()
     client.close()
 
 
@@ -126,3 +135,14 @@ def test_an_async_caller_the_engine_does_not_answer_in_time_gets_timeout_and_lea
     assert answered == [{"echo": {"n": 2}}]
     assert core.batches == [1, 1]
     assert timers_left == 0  # the answered call's timer was cancelled, not left to fire
+
+
+def test_callers_are_answered_once_committed_before_the_depth_and_stream_work(engine):
+    client, core = engine
+    answered = client.call([{"after": True}])  # after_commit still held at the gate
+    assert answered == [{"echo": {"after": True}}]
+    assert core.after_done == []
+    core.after_gate.set()
+    assert client.call([{"n": 2}]) == [{"echo": {"n": 2}}]  # served after it
+    client.close()  # (after the queued work: the second batch's after_commit included)
+    assert core.after_done == [[{"after": True}], [{"n": 2}]]

@@ -12,8 +12,12 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 BPS = Decimal(10000)
 
 
+_QUANTA = tuple(Decimal(1).scaleb(-d) for d in range(40))
+
+
 def quantum(decimals: int) -> Decimal:
-    return Decimal(1).scaleb(-decimals)
+    """10 ** -decimals (kept for the decimals assets have)."""
+    return _QUANTA[decimals] if 0 <= decimals < 40 else Decimal(1).scaleb(-decimals)
 
 
 def round_up(amount: Decimal, decimals: int) -> Decimal:

@@ -141,7 +141,7 @@ class LocalEngineClient:
             commands = [c for cmds, _ in items for c in cmds]
             try:
                 close_old_connections()
-                results = self.core.process(commands)
+                results, batch = self.core.commit_batch(commands)
             except BaseException as exc:  # noqa: BLE001 - answer every caller, keep serving
                 _answer(items, [exc] * len(items))
                 continue
@@ -150,7 +150,11 @@ class LocalEngineClient:
             for cmds, _ in items:
                 answers.append(results[start : start + len(cmds)])
                 start += len(cmds)
+            # Answered once committed, as the engine worker does; the depth snapshot and
+            # stream updates follow, while the callers go on.
             _answer(items, answers)
+            if batch is not None:
+                self.core.after_commit(batch)
 
 
 def _answer(items: list, answers: list) -> None:

@@ -19,13 +19,13 @@ def test_concurrent_callers_are_batched_and_every_order_is_settled(settings, mon
     settings.ENGINE_CLIENT = "exchange.engine.local.LocalEngineClient"
     services.engine_client.cache_clear()
     batches: list[int] = []
-    process = core.EngineCore.process
+    commit = core.EngineCore.commit_batch
 
     def counting(self, commands):
         batches.append(len(commands))
-        return process(self, commands)
+        return commit(self, commands)
 
-    monkeypatch.setattr(core.EngineCore, "process", counting)
+    monkeypatch.setattr(core.EngineCore, "commit_batch", counting)
     buyers = [user_account(f"buyer{i}", USDC="100000") for i in range(4)]
     sellers = [user_account(f"seller{i}", SOL="1000") for i in range(4)]
     results: list[dict] = []
