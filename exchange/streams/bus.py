@@ -20,7 +20,11 @@ update (stream.account), which each socket renders for its own streams.
 """
 
 import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
 
+import redis
 import redis.asyncio as aioredis
 
 
@@ -42,6 +46,56 @@ def client(layer, group: str) -> aioredis.Redis:  # noqa: ANN001
     """A client on the Redis server of this group (the layer's own sharding of groups), on
     a pool of its own: a client belongs to the event loop it is used on."""
     return aioredis.Redis(connection_pool=layer.create_pool(layer.consistent_hash(group)))
+
+
+_sync_clients: dict[str, redis.Redis] = {}  # Redis address -> a blocking client
+_sync_lock = threading.Lock()
+
+
+def _sync_client(layer, index: int) -> redis.Redis | None:  # noqa: ANN001
+    """A blocking client on the layer's Redis server `index` (None for a server given
+    otherwise than by address: a sentinel). Short timeouts: an outage must not hold the
+    engine's batch thread."""
+    address = layer.hosts[index].get("address")
+    if address is None:
+        return None
+    with _sync_lock:
+        client = _sync_clients.get(address)
+        if client is None:
+            client = _sync_clients[address] = redis.Redis.from_url(
+                address, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+        return client
+
+
+def listened(layer, groups: Iterable[str]) -> set[str] | None:  # noqa: ANN001
+    """The groups among `groups` that some process listens to now, or None when that
+    cannot be told (not a Redis layer, a server not given by address, Redis unreachable):
+    then everything is published, as before. Redis counts each topic's subscribers itself
+    (PUBSUB NUMSUB): a process gone counts no more, and one that subscribed again after a
+    Redis restart counts again, with no bookkeeping here. One round trip per server, from
+    a sync thread (the engine's batch thread, before it turns a batch into updates: those
+    nobody listens to are not built at all).
+
+    A subscription takes effect once Redis has it, as before: an update decided in the
+    moment between a process's SUBSCRIBE and its socket's first update may be missed, like
+    one published in that moment always could."""
+    if not enabled(layer):
+        return None
+    by_server: dict[int, list[str]] = defaultdict(list)
+    for group in groups:
+        by_server[layer.consistent_hash(group)].append(group)
+    found: set[str] = set()
+    try:
+        for index, wanted in by_server.items():
+            client = _sync_client(layer, index)
+            if client is None:
+                return None
+            counts = client.pubsub_numsub(*(topic(layer, g) for g in wanted))
+            found.update(g for g, (_, n) in zip(wanted, counts, strict=True) if n)
+    except redis.RedisError:
+        return None
+    return found
 
 
 def public(stream: str, data: dict) -> bytes:

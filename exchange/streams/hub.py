@@ -29,6 +29,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -93,6 +94,12 @@ class Hub:
     def ready(self) -> bool:
         loop = self.loop
         return loop is not None and self.layer is not None and not loop.is_closed()
+
+    def listened(self, groups: Iterable[str]) -> set[str] | None:
+        """The groups among `groups` some process listens to (over Redis pub/sub), or None
+        when that cannot be told: then every update is sent (exchange/streams/bus.py)."""
+        layer = self.layer
+        return None if layer is None else bus.listened(layer, groups)
 
     def submit(self, messages: list[dict]) -> None:
         """Queue one batch's messages for the hub's loop (from any thread; never blocks)."""
