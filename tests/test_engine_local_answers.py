@@ -26,7 +26,7 @@ class Echo:
         self.after_done: list[list[dict]] = []
 
     def start(self) -> None:
-        pass
+        self.starts = getattr(self, "starts", 0) + 1
 
     def commit_batch(self, commands: list[dict]) -> tuple[list[dict], list[dict]]:
         self.batches.append(len(commands))
@@ -40,6 +40,8 @@ class Echo:
     def after_commit(self, batch: list[dict]) -> None:
         if batch[0].get("after"):
             self.after_gate.wait(5)
+        if batch[0].get("after_fails"):
+            raise RuntimeError("the depth cache is down")
         self.after_done.append(batch)
 
 
@@ -146,3 +148,10 @@ def test_callers_are_answered_once_committed_before_the_depth_and_stream_work(en
     assert client.call([{"n": 2}]) == [{"echo": {"n": 2}}]  # served after it
     client.close()  # (after the queued work: the second batch's after_commit included)
     assert core.after_done == [[{"after": True}], [{"n": 2}]]
+
+
+def test_a_failure_after_the_commit_keeps_the_engine_serving_with_its_books_rebuilt(engine):
+    client, core = engine
+    assert client.call([{"after_fails": True}]) == [{"echo": {"after_fails": True}}]
+    assert client.call([{"n": 2}]) == [{"echo": {"n": 2}}]  # the engine thread lives on
+    assert core.starts == 2  # started afresh before the next batch

@@ -154,7 +154,11 @@ class LocalEngineClient:
             # stream updates follow, while the callers go on.
             _answer(items, answers)
             if batch is not None:
-                self.core.after_commit(batch)
+                try:
+                    self.core.after_commit(batch)
+                except Exception:  # noqa: BLE001 - committed and answered: keep serving
+                    log.exception("engine: after-commit work failed; the books are rebuilt")
+                    self.ready.clear()  # (the next batch starts the core afresh)
 
 
 def _answer(items: list, answers: list) -> None:

@@ -20,7 +20,9 @@ update (stream.account), which each socket renders for its own streams.
 """
 
 import json
+import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -48,23 +50,29 @@ def client(layer, group: str) -> aioredis.Redis:  # noqa: ANN001
     return aioredis.Redis(connection_pool=layer.create_pool(layer.consistent_hash(group)))
 
 
+log = logging.getLogger(__name__)
+
 _sync_clients: dict[str, redis.Redis] = {}  # Redis address -> a blocking client
 _sync_lock = threading.Lock()
+# After a failed ask, `listened` does not ask again for this long (everything is sent
+# meanwhile): an unreachable server must not cost each engine batch a timeout.
+RETRY_ASKING_SECONDS = 5.0
+_not_before = 0.0
 
 
 def _sync_client(layer, index: int) -> redis.Redis | None:  # noqa: ANN001
-    """A blocking client on the layer's Redis server `index` (None for a server given
-    otherwise than by address: a sentinel). Short timeouts: an outage must not hold the
-    engine's batch thread."""
-    address = layer.hosts[index].get("address")
+    """A blocking client on the layer's Redis server `index`, with the host's other
+    settings (TLS, password); None for a server given otherwise than by address (a
+    sentinel). Short timeouts: it is asked from the engine's batch thread."""
+    host = dict(layer.hosts[index])
+    address = host.pop("address", None)
     if address is None:
         return None
     with _sync_lock:
         client = _sync_clients.get(address)
         if client is None:
-            client = _sync_clients[address] = redis.Redis.from_url(
-                address, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
+            host.update(socket_timeout=0.2, socket_connect_timeout=0.2)
+            client = _sync_clients[address] = redis.Redis.from_url(address, **host)
         return client
 
 
@@ -80,7 +88,8 @@ def listened(layer, groups: Iterable[str]) -> set[str] | None:  # noqa: ANN001
     A subscription takes effect once Redis has it, as before: an update decided in the
     moment between a process's SUBSCRIBE and its socket's first update may be missed, like
     one published in that moment always could."""
-    if not enabled(layer):
+    global _not_before
+    if not enabled(layer) or time.monotonic() < _not_before:
         return None
     by_server: dict[int, list[str]] = defaultdict(list)
     for group in groups:
@@ -93,7 +102,13 @@ def listened(layer, groups: Iterable[str]) -> set[str] | None:  # noqa: ANN001
                 return None
             counts = client.pubsub_numsub(*(topic(layer, g) for g in wanted))
             found.update(g for g, (_, n) in zip(wanted, counts, strict=True) if n)
-    except redis.RedisError:
+    except Exception:  # noqa: BLE001 - unknown: everything is sent, as before
+        _not_before = time.monotonic() + RETRY_ASKING_SECONDS
+        log.warning(
+            "streams: could not ask Redis who listens; sending every update for %.0f s",
+            RETRY_ASKING_SECONDS,
+            exc_info=True,
+        )
         return None
     return found
 

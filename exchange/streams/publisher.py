@@ -124,7 +124,12 @@ class StreamPublisher:
         owners = {o.account_id for o in batch.new_orders.values()}
         owners.update(orders[i].account_id for i in batch.dirty if i in orders)
         account_groups = {names.account_group(a): a for a in owners}
-        trade_groups = {names.group(f"trade.{s}"): s for s in by_symbol}
+        traded = [
+            s for s, events in by_symbol.items() if any(isinstance(e, ev.Fill) for e in events)
+        ]
+        trade_groups = {names.group(f"trade.{s}"): s for s in traded}
+        if not account_groups and not trade_groups:
+            return set(), set()  # (nothing to ask about)
         found = self.hub.listened([*account_groups, *trade_groups])
         if found is None:
             return None, None

@@ -115,13 +115,22 @@ def test_redis_tells_the_groups_a_process_subscribed_to_and_forgets_them_after()
     listener.close()
 
 
-def test_another_layer_or_an_unreachable_redis_tells_nothing():
+def test_another_layer_or_an_unreachable_redis_tells_nothing_and_is_not_asked_again_soon(
+    monkeypatch,
+):
     from channels.layers import InMemoryChannelLayer
 
+    monkeypatch.setattr(bus, "_not_before", 0.0)  # (restored after the test)
     assert bus.listened(InMemoryChannelLayer(), ["account.7"]) is None
     with socket_closed() as port:
         layer = OneTripRedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"])
         assert bus.listened(layer, ["account.7"]) is None
+
+    def asked(*args):  # noqa: ANN002, ANN202
+        raise AssertionError("asked again within RETRY_ASKING_SECONDS")
+
+    monkeypatch.setattr(bus, "_sync_client", asked)
+    assert bus.listened(layer, ["account.7"]) is None  # every update sent, no timeout paid
 
 
 class socket_closed:  # noqa: N801
