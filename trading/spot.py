@@ -8,16 +8,15 @@ asset's decimals; anything finer is rounded down, identically for buyer and sell
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
+from functools import cache
 
 BPS = Decimal(10000)
 
 
-_QUANTA = tuple(Decimal(1).scaleb(-d) for d in range(40))
-
-
+@cache
 def quantum(decimals: int) -> Decimal:
-    """10 ** -decimals (kept for the decimals assets have)."""
-    return _QUANTA[decimals] if 0 <= decimals < 40 else Decimal(1).scaleb(-decimals)
+    """10 ** -decimals (made once per number of decimals: every fill asks)."""
+    return Decimal(1).scaleb(-decimals)
 
 
 def round_up(amount: Decimal, decimals: int) -> Decimal:

@@ -29,6 +29,8 @@ from collections.abc import Iterable
 import redis
 import redis.asyncio as aioredis
 
+log = logging.getLogger(__name__)
+
 
 def enabled(layer) -> bool:  # noqa: ANN001
     """Whether updates go over Redis pub/sub on this channel layer (channels_redis' layer or
@@ -49,8 +51,6 @@ def client(layer, group: str) -> aioredis.Redis:  # noqa: ANN001
     a pool of its own: a client belongs to the event loop it is used on."""
     return aioredis.Redis(connection_pool=layer.create_pool(layer.consistent_hash(group)))
 
-
-log = logging.getLogger(__name__)
 
 _sync_clients: dict[str, redis.Redis] = {}  # Redis address -> a blocking client
 _sync_lock = threading.Lock()

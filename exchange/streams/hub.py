@@ -98,8 +98,7 @@ class Hub:
     def listened(self, groups: Iterable[str]) -> set[str] | None:
         """The groups among `groups` some process listens to (over Redis pub/sub), or None
         when that cannot be told: then every update is sent (exchange/streams/bus.py)."""
-        layer = self.layer
-        return None if layer is None else bus.listened(layer, groups)
+        return bus.listened(self.layer, groups)
 
     def submit(self, messages: list[dict]) -> None:
         """Queue one batch's messages for the hub's loop (from any thread; never blocks)."""

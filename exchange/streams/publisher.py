@@ -99,34 +99,32 @@ class StreamPublisher:
             else:
                 by_symbol[symbol].append(event)
         trades = {(t.market_id, t.sequence): t for t, _ in batch.trades}
-        accounts, public = self._listened(batch, by_symbol)
+        fills = {
+            symbol: [trades[(symbol, e.seq)] for e in events if isinstance(e, ev.Fill)]
+            for symbol, events in by_symbol.items()
+        }
+        accounts, public = self._listened(batch, [s for s, f in fills.items() if f])
         stamp = now_us()
         out: list[dict] = []
         for symbol, events in by_symbol.items():
             mb = self.core.markets[symbol]
-            fills = [trades[(symbol, e.seq)] for e in events if isinstance(e, ev.Fill)]
             out.extend(self._orders(mb, events, trades, stamp, accounts))
-            out.extend(self._trades(symbol, fills, public is None or symbol in public))
+            out.extend(self._trades(symbol, fills[symbol], public is None or symbol in public))
             out.extend(self._depth(mb, events, stamp))
             out.extend(self._book_ticker(mb, stamp))
         out.extend(self._perp_fills([t for t, _ in batch.trades], off_book))
         return out
 
-    def _listened(
-        self, batch: Batch, by_symbol: dict[str, list]
-    ) -> tuple[set[int] | None, set[str] | None]:
+    def _listened(self, batch: Batch, traded: list[str]) -> tuple[set[int] | None, set[str] | None]:
         """Of the batch's accounts (the owners of the orders it changed) those whose
-        order updates someone listens to, and the markets whose trade stream someone
-        listens to; None: not known, send all. The updates of the others are not built:
-        under load nobody listening to most accounts, they were a third of an engine
-        worker's time (made, encoded, published)."""
+        order updates someone listens to, and of the markets that `traded` those whose
+        trade stream someone listens to; None: not known, send all. The updates of the
+        others are not built: under load nobody listening to most accounts, they were a
+        third of an engine worker's time (made, encoded, published)."""
         orders = self.core.orders
         owners = {o.account_id for o in batch.new_orders.values()}
         owners.update(orders[i].account_id for i in batch.dirty if i in orders)
         account_groups = {names.account_group(a): a for a in owners}
-        traded = [
-            s for s, events in by_symbol.items() if any(isinstance(e, ev.Fill) for e in events)
-        ]
         trade_groups = {names.group(f"trade.{s}"): s for s in traded}
         if not account_groups and not trade_groups:
             return set(), set()  # (nothing to ask about)
