@@ -17,7 +17,7 @@ is the rate of requests, placements and cancels together); latency = from a requ
 scheduled time to its answer (the HTTP round trip plus any wait for a client connection:
 each client keeps at most --inflight requests open); websocket lag = receive time minus
 the event time "E" the engine worker stamps when it publishes; cores_busy = CPU cores used
-per role (web, engine, celery, postgres, redis, the load clients, the whole machine, and
+per role (web, engine, risk, celery, postgres, redis, the load clients, the whole machine, and
 "other": what else ran on the machine, e.g. other people's tests) during the load;
 over_p99_by_tenth = the requests slower than p99 by the tenth of the wall-clock second
 they were answered in (`--trace FILE` writes every measured request's answer time and
@@ -157,6 +157,7 @@ ROLES = (  # (role, words of its command line), first match wins
     ("load", ("bench/load.py",)),
     ("web", ("uvicorn", "multiprocessing.spawn")),
     ("engine", ("runworker",)),
+    ("risk", ("riskworker",)),
     ("celery", ("celery",)),
     ("postgres", ("postgres",)),
     ("redis", ("redis-server",)),

@@ -154,13 +154,22 @@ CELERY_BEAT_SCHEDULE: dict = {
     "realize-pnl": {"task": "settlement.realize_pnl", "schedule": 10.0},
     "pnl-interest": {"task": "settlement.pnl_interest", "schedule": 60.0},
     "funding": {"task": "settlement.funding", "schedule": 60.0},
-    # Liquidation: after each mark update.
-    "liquidate": {"task": "settlement.liquidate", "schedule": 1.0},
-    # Index per asset, premium sample and mark per perp, index/mark klines: every second.
-    "update-prices": {"task": "settlement.update_prices", "schedule": 1.0},
     # A living demo market (trading/demo.py): quotes around the index and a little taker flow.
     "demo-market-makers": {"task": "trading.demo_market_makers", "schedule": 3.0},
 }
+# The one-second jobs: index per asset, premium sample and mark per perp, index/mark klines;
+# then liquidation against the new marks. The production topology runs them in the
+# liquidation/risk worker (`manage.py riskworker`, settlement/risk_worker.py: in order, off
+# Celery); RISK_WORKER says it runs, and beat leaves them out. Otherwise beat (and the
+# embedded default's PeriodicJobs) runs them.
+RISK_WORKER = env_bool("RISK_WORKER", False)
+RISK_TICK_SECONDS = float(os.environ.get("RISK_TICK_SECONDS", "1"))
+RISK_JOBS = {
+    "update-prices": {"task": "settlement.update_prices", "schedule": RISK_TICK_SECONDS},
+    "liquidate": {"task": "settlement.liquidate", "schedule": RISK_TICK_SECONDS},
+}
+if not RISK_WORKER:
+    CELERY_BEAT_SCHEDULE.update(RISK_JOBS)
 # On in the embedded default, off under pytest (tests that want it set the variable).
 DEMO_MARKET_MAKERS = env_bool("DEMO_MARKET_MAKERS", "pytest" not in sys.modules)
 

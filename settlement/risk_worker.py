@@ -1,0 +1,116 @@
+"""The liquidation/risk worker of the production topology (`manage.py riskworker`).
+
+Each second the price tick (`services.update_prices`: every asset's index, every perp's
+premium sample and mark, the price klines), and after each tick the engine's liquidation
+scan (`{"op": "liquidate"}`) against the new marks.
+
+Celery beat used to run both as two one-second tasks, each a trip through the broker, the
+worker's pool and the result backend with four log lines, and in no set order: a scan could
+run just before the tick that moved the mark, a second late. Here the tick runs on a fixed
+rate on one thread (a tick that overruns skips the seconds it missed rather than bunching
+them), and the scan on another, woken by each tick: while the engine is down or slow, the
+marks go on moving, and the scans that could not run fold into one with the latest marks.
+Celery keeps the jobs of minutes and hours. With RISK_WORKER set (bin/run-prod and
+docker-compose set it) beat leaves these two jobs out; the embedded default still runs them
+in its PeriodicJobs.
+"""
+
+import logging
+import threading
+import time
+
+from django.db import close_old_connections, connection
+
+from accounts.errors import ExchangeError
+
+log = logging.getLogger(__name__)
+
+
+class RiskWorker:
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.stopped = threading.Event()
+        self._ticked = threading.Event()  # marks moved since the last scan began
+        self.ticks = self.scans = 0
+        self._failing: dict[str, str] = {}  # part -> error being reported, until it clears
+
+    # ------------------------------------------------------------------ one step each
+
+    def tick(self) -> bool:
+        """One price tick; wakes the scan. False when it failed (logged)."""
+        from settlement import services
+
+        if not connection.in_atomic_block:  # (a test's transaction is left alone)
+            close_old_connections()  # a connection the database dropped is opened anew
+        try:
+            services.update_prices()
+        except Exception as exc:  # noqa: BLE001
+            self._failed("price tick", exc)
+            return False
+        self._recovered("price tick")
+        self.ticks += 1
+        self._ticked.set()
+        return True
+
+    def scan(self) -> dict | None:
+        """One liquidation scan in the engine; its outcome, or None when it failed."""
+        from trading.commands import unwrap
+        from trading.services import engine_client
+
+        try:
+            outcome = unwrap(engine_client().call([{"op": "liquidate"}])[0])
+        except Exception as exc:  # noqa: BLE001
+            self._failed("liquidation scan", exc)
+            return None
+        self._recovered("liquidation scan")
+        self.scans += 1
+        if outcome["steps"] or outcome["backstops"] or outcome["released"] or outcome["writtenOff"]:
+            log.info("risk worker: liquidation %s", outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ the loops
+
+    def run(self) -> None:
+        """Tick and scan until stop(); the scan's thread is joined before returning."""
+        scanner = threading.Thread(target=self._scans, name="liquidation-scans", daemon=True)
+        scanner.start()
+        try:
+            self._ticks()
+        finally:
+            self._ticked.set()  # let the scanner see the stop
+            scanner.join()
+
+    def stop(self, *_: object) -> None:
+        self.stopped.set()
+        self._ticked.set()
+
+    def _ticks(self) -> None:
+        due = time.monotonic()
+        while not self.stopped.is_set():
+            self.tick()
+            now = time.monotonic()
+            due += self.interval
+            if due < now:  # overran: the next whole interval from the schedule
+                due += (now - due) // self.interval * self.interval + self.interval
+            self.stopped.wait(due - now)
+
+    def _scans(self) -> None:
+        while True:
+            self._ticked.wait()
+            if self.stopped.is_set():
+                return
+            self._ticked.clear()
+            self.scan()
+
+    # ------------------------------------------------------------------ reporting
+
+    def _failed(self, part: str, exc: Exception) -> None:
+        """A failure is logged when it starts or changes, not once a second while it lasts."""
+        text = f"{exc.code}: {exc.message}" if isinstance(exc, ExchangeError) else repr(exc)
+        if self._failing.get(part) != text:
+            self._failing[part] = text
+            log.error("risk worker: %s failed: %s", part, text, exc_info=exc)
+
+    def _recovered(self, part: str) -> None:
+        if self._failing.pop(part, None) is not None:
+            log.warning("risk worker: %s works again", part)
