@@ -87,6 +87,33 @@ def start_worker(env: dict, log: Path) -> subprocess.Popen:
     )
 
 
+def start_risk_worker(env: dict, log: Path, interval: float = 0.2) -> subprocess.Popen:
+    """`manage.py riskworker` (price tick, then liquidation scan) in a session of its own."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "riskworker", "--interval", str(interval)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def marks_moving(symbol: str = "SOL_USDC_PERP", seconds: float = 30) -> bool:
+    """Wait for a risk worker's price tick to write `symbol`'s mark twice (the first write
+    may predate the wait); True once it has."""
+    from settlement.models import MarkPrice
+
+    def stamp() -> object:
+        row = MarkPrice.objects.filter(market_id=symbol).values_list("updated_at").first()
+        return row and row[0]
+
+    wait_for(lambda: stamp() is not None, seconds, f"a mark tick of {symbol}")
+    first = stamp()
+    wait_for(lambda: stamp() != first, seconds, f"another mark tick of {symbol}")
+    return True
+
+
 def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL, wait: float = 30) -> None:
     if proc.poll() is None:
         try:

@@ -18,11 +18,17 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from settlement.models import MarkPrice, PriceSetting
+from settlement.models import PriceSetting
 from settlement.risk_worker import RiskWorker
 from settlement.selectors import mark_prices
 from tests.builders import user_account
-from tests.processes import kill, start_worker, use_channel_engine, wait_for
+from tests.processes import (
+    kill,
+    marks_moving,
+    start_risk_worker,
+    start_worker,
+    use_channel_engine,
+)
 from tests.settlement.test_liquidation import invariants, order, usdc_pool_half_used
 from trading.models import Order
 
@@ -202,27 +208,18 @@ def test_the_riskworker_command_ticks_scans_through_a_real_engine_and_stops_on_s
 ):
     env = use_channel_engine(settings, settings.REDIS_URL, timeout=2)
     engine = start_worker(env, tmp_path / "engine.log")
-    risk = subprocess.Popen(
-        [sys.executable, "manage.py", "riskworker", "--interval", "0.2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = tmp_path / "risk.log"
+    risk = start_risk_worker(env, log)
     try:
-        wait_for(lambda: MarkPrice.objects.filter(market_id=PERP).exists(), 30, "a mark tick")
-        first = MarkPrice.objects.get(market_id=PERP).updated_at
-        wait_for(
-            lambda: MarkPrice.objects.get(market_id=PERP).updated_at > first, 10, "another tick"
-        )
+        moved = marks_moving()
         time.sleep(1)  # the engine worker answers the scans once it is up
         risk.send_signal(signal.SIGTERM)
-        out, _ = risk.communicate(timeout=20)
+        risk.wait(20)
     finally:
         kill(risk)
         kill(engine, signal.SIGTERM)
-    text = out.decode()
+    assert moved
+    text = log.read_text()
     assert risk.returncode == 0, text
     final = [line for line in text.splitlines() if "stopped after" in line]
     ticks, scans = (int(word) for word in final[0].replace(",", "").split() if word.isdigit())
