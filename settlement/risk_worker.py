@@ -8,11 +8,11 @@ Celery beat used to run both as two one-second tasks, each a trip through the br
 worker's pool and the result backend with four log lines, and in no set order: a scan could
 run just before the tick that moved the mark, a second late. Here the tick runs on a fixed
 rate on one thread (a tick that overruns skips the seconds it missed rather than bunching
-them), and the scan on another, woken by each tick: while the engine is down or slow, the
-marks go on moving, and the scans that could not run fold into one with the latest marks.
-Celery keeps the jobs of minutes and hours. With RISK_WORKER set (bin/run-prod and
-docker-compose set it) beat leaves these two jobs out; the embedded default still runs them
-in its PeriodicJobs.
+them), and the scan on another, woken after each tick, failed or not: while the engine is
+down or slow, the marks go on moving, and the scans that could not run fold into one with
+the latest marks. Celery keeps the jobs of minutes and hours. With RISK_WORKER set
+(bin/run-prod and docker-compose set it) beat leaves these two jobs out; the embedded
+default still runs them in its PeriodicJobs.
 """
 
 import logging
@@ -30,14 +30,14 @@ class RiskWorker:
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
         self.stopped = threading.Event()
-        self._ticked = threading.Event()  # marks moved since the last scan began
+        self._due = threading.Event()  # a tick came (or failed) since the last scan began
         self.ticks = self.scans = 0
         self._failing: dict[str, str] = {}  # part -> error being reported, until it clears
 
     # ------------------------------------------------------------------ one step each
 
     def tick(self) -> bool:
-        """One price tick; wakes the scan. False when it failed (logged)."""
+        """One price tick. False when it failed (logged)."""
         from settlement import services
 
         if not connection.in_atomic_block:  # (a test's transaction is left alone)
@@ -49,7 +49,6 @@ class RiskWorker:
             return False
         self._recovered("price tick")
         self.ticks += 1
-        self._ticked.set()
         return True
 
     def scan(self) -> dict | None:
@@ -77,17 +76,21 @@ class RiskWorker:
         try:
             self._ticks()
         finally:
-            self._ticked.set()  # let the scanner see the stop
+            self._due.set()  # let the scanner see the stop
             scanner.join()
 
     def stop(self, *_: object) -> None:
         self.stopped.set()
-        self._ticked.set()
+        self._due.set()
 
     def _ticks(self) -> None:
         due = time.monotonic()
         while not self.stopped.is_set():
             self.tick()
+            # The scan follows even a failed tick: positions and balances move without the
+            # marks, and what made the tick fail (say the cache, after the marks were
+            # written) need not stop liquidations.
+            self._due.set()
             now = time.monotonic()
             due += self.interval
             if due < now:  # overran: the next whole interval from the schedule
@@ -96,10 +99,10 @@ class RiskWorker:
 
     def _scans(self) -> None:
         while True:
-            self._ticked.wait()
+            self._due.wait()
             if self.stopped.is_set():
                 return
-            self._ticked.clear()
+            self._due.clear()
             self.scan()
 
     # ------------------------------------------------------------------ reporting

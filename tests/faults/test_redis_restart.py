@@ -1,6 +1,7 @@
 """Restart the Redis server between the web side and the engine (a server of the test's
 own): callers get SERVER_ERROR or TIMEOUT while it is down, the engine worker comes back
-with it, and nothing acknowledged is lost."""
+with it, and nothing acknowledged is lost; the risk worker's liquidation scans fail while
+it is down and run again after, the worker itself staying up."""
 
 import signal
 import time
@@ -15,6 +16,7 @@ from tests.processes import (
     assert_nothing_lost,
     free_port,
     kill,
+    start_risk_worker,
     start_worker,
     use_channel_engine,
     wait_for,
@@ -31,6 +33,8 @@ def test_a_redis_restart_gives_clear_errors_then_trading_resumes(settings, tmp_p
     bob = user_account("bob", SOL="10000")
 
     worker = start_worker(env, log)
+    risk_log = tmp_path / "risk.log"
+    risk = start_risk_worker(env, risk_log)
     restarts = 0
     try:
         with Traders(alice, bob) as traders:
@@ -49,9 +53,19 @@ def test_a_redis_restart_gives_clear_errors_then_trading_resumes(settings, tmp_p
                     worker = start_worker(env, log)
                 time.sleep(0.1)
             assert len(traders.acked) >= acked + 50, (dict(traders.refused), log.read_text())
+            wait_for(
+                lambda: "liquidation scan works again" in risk_log.read_text(),
+                20,
+                "the risk worker's scans",
+                risk_log,
+            )
+            assert risk.poll() is None
     finally:
+        kill(risk, signal.SIGTERM)
         kill(worker, signal.SIGTERM)
         redis.stop()
+    text = risk_log.read_text()
+    assert text.index("liquidation scan failed") < text.index("liquidation scan works again")
 
     assert not traders.crashed, traders.crashed
     assert set(traders.refused) <= CLEAR_ERRORS, dict(traders.refused)

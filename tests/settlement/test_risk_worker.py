@@ -87,7 +87,6 @@ class Clocked(RiskWorker):
     def tick(self) -> bool:
         self.ticks += 1
         self.log.append(("tick", time.monotonic(), self.ticks))
-        self._ticked.set()
         return True
 
     def scan(self) -> dict:

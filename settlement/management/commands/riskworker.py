@@ -1,7 +1,6 @@
 """`manage.py riskworker`: the production topology's liquidation/risk worker
 (settlement/risk_worker.py). SIGTERM or Ctrl-C stops it after the step under way."""
 
-import logging
 import signal
 
 from django.conf import settings
@@ -19,7 +18,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **opts: object) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         worker = RiskWorker(interval=opts["interval"])
         signal.signal(signal.SIGTERM, worker.stop)
         signal.signal(signal.SIGINT, worker.stop)
