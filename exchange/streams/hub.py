@@ -256,16 +256,22 @@ class Hub:
         out = self._collecting()
         traded, self._traded = self._traded, {}
         now = datetime.now(UTC)
+        heard = await self._heard(traded)
         if self.perps:
-            for stream, data in await _read(_perp_frames)(self.perps):
-                await self.send(stream, data, out)
+            perps = frozenset(s for s in self.perps if heard(*_perp_streams(s)))
+            if perps:
+                for stream, data in await _read(_perp_frames)(perps):
+                    await self.send(stream, data, out)
             self._position_refresh = True
             self._position_wake.set()
         for symbol, seconds in traded.items():
             # Not thread-sensitive: inside the engine worker the one sync thread is busy
             # with the engine's batches (waiting on it would deadlock).
-            ticker = await _read(_ticker)(symbol)
-            await self.send(f"ticker.{symbol}", ticker, out)
+            if heard(f"ticker.{symbol}"):
+                ticker = await _read(_ticker)(symbol)
+                await self.send(f"ticker.{symbol}", ticker, out)
+            if not heard(*_kline_streams(symbol)):
+                continue
             for interval, start, end, fields in await _read(_candles)(symbol, seconds):
                 await self._candle(symbol, interval, start, end, fields, now, out)
             for second in sorted(seconds):
@@ -283,6 +289,20 @@ class Hub:
         horizon = int(now.timestamp()) - 5
         for key in [k for k in self._one_second if k[1] < horizon]:
             del self._one_second[key]
+
+    async def _heard(self, traded: dict[str, set[int]]):  # noqa: ANN202
+        """Whether some process listens to any of the given streams, for the streams this
+        tick may send: those nobody listens to are not read from the database at all (a
+        second's ticker, candles, marks and open interest, otherwise read in threads of the
+        engine's process beside its batches). Everything is, when that cannot be told."""
+        streams = [name for symbol in sorted(self.perps) for name in _perp_streams(symbol)]
+        for symbol in traded:
+            streams += [f"ticker.{symbol}", *_kline_streams(symbol)]
+        groups = {stream: names.group(stream) for stream in streams}
+        found = await asyncio.to_thread(self.listened, set(groups.values())) if groups else None
+        if found is None:
+            return lambda *streams: True
+        return lambda *streams: any(groups[s] in found for s in streams)
 
     async def _positions(self) -> None:
         """Tell position changes, one refresh at a time (changes meanwhile are merged)."""
@@ -422,6 +442,16 @@ def _position_figures(
     keys = {k for k in changes | told if k[0] in watching}
     accounts = watching if refresh else set()
     return positions.figures(accounts, keys, set(perps)), watching
+
+
+def _perp_streams(symbol: str) -> tuple[str, str]:
+    return f"markPrice.{symbol}", f"openInterest.{symbol}"
+
+
+def _kline_streams(symbol: str) -> list[str]:
+    from trading import klines
+
+    return [f"kline.{interval}.{symbol}" for interval in ("1s", *klines.INTERVALS)]
 
 
 def _fold(candles: dict, symbol: str, second: int, price: Decimal, qty: Decimal) -> None:

@@ -147,3 +147,57 @@ class socket_closed:  # noqa: N801
 
     def __exit__(self, *exc: object) -> None:
         pass
+
+
+@needs_redis
+def test_a_hub_tick_reads_only_the_streams_some_process_listens_to(monkeypatch):
+    """Each second the hub reads tickers, candles, marks and open interest for its streams;
+    with nobody listening it reads none of them, and a subscriber gets what it asked for."""
+    import asyncio
+    import json
+    import time
+
+    from exchange.streams import hub as hub_module
+
+    read: list[str] = []
+    answers = {
+        "_ticker": {"e": "ticker", "s": "SOL_USDC", "c": "100"},
+        "_candles": [],
+        "_perp_frames": [("markPrice.SOL_USDC_PERP", {"e": "markPrice", "p": "100"})],
+    }
+
+    def fake_read(fn):  # noqa: ANN001, ANN202
+        async def call(*args):  # noqa: ANN002, ANN202
+            read.append(fn.__name__)
+            return answers[fn.__name__]
+
+        return call
+
+    monkeypatch.setattr(hub_module, "_read", fake_read)
+    layer = OneTripRedisChannelLayer(
+        hosts=[os.environ["REDIS_URL"]], prefix=f"t{uuid.uuid4().hex[:10]}"
+    )
+    listener = redis.Redis.from_url(os.environ["REDIS_URL"]).pubsub()
+
+    def listen(stream: str) -> None:
+        listener.subscribe(bus.topic(layer, names.group(stream)))
+        assert listener.get_message(timeout=5)["type"] == "subscribe"
+
+    async def tick() -> list[str]:
+        hub = hub_module.Hub(asyncio.get_running_loop(), layer)
+        hub.own(frozenset({"SOL_USDC_PERP"}))
+        hub._position_wake = asyncio.Event()
+        hub._traded = {"SOL_USDC": {int(time.time())}}
+        read.clear()
+        await hub.tick()
+        return list(read)
+
+    assert asyncio.run(tick()) == []  # nobody listens: nothing read
+    listen("ticker.SOL_USDC")
+    assert asyncio.run(tick()) == ["_ticker"]
+    message = listener.get_message(timeout=5)
+    assert json.loads(message["data"].partition(b"\n")[2])["data"]["e"] == "ticker"
+    listen("markPrice.SOL_USDC_PERP")
+    listen("kline.1m.SOL_USDC")
+    assert sorted(asyncio.run(tick())) == ["_candles", "_perp_frames", "_ticker"]
+    listener.close()
