@@ -164,6 +164,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 # embedded default's PeriodicJobs) runs them.
 RISK_WORKER = env_bool("RISK_WORKER", False)
 RISK_TICK_SECONDS = float(os.environ.get("RISK_TICK_SECONDS", "1"))
+if not RISK_TICK_SECONDS > 0:
+    raise ValueError(f"RISK_TICK_SECONDS must be positive, not {RISK_TICK_SECONDS}")
 RISK_JOBS = {
     "update-prices": {"task": "settlement.update_prices", "schedule": RISK_TICK_SECONDS},
     "liquidate": {"task": "settlement.liquidate", "schedule": RISK_TICK_SECONDS},

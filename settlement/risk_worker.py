@@ -24,15 +24,20 @@ from django.db import close_old_connections, connection
 from accounts.errors import ExchangeError
 
 log = logging.getLogger(__name__)
+REMIND_SECONDS = 60.0  # a failure that lasts is logged again this often, with its count
+JOIN_SECONDS = 5.0  # at stop, how long to wait for a scan under way (the engine may be down)
 
 
 class RiskWorker:
     def __init__(self, interval: float = 1.0) -> None:
+        if not interval > 0:
+            raise ValueError(f"the risk worker's interval must be positive, not {interval}")
         self.interval = interval
         self.stopped = threading.Event()
         self._due = threading.Event()  # a tick came (or failed) since the last scan began
         self.ticks = self.scans = 0
-        self._failing: dict[str, str] = {}  # part -> error being reported, until it clears
+        # part -> [error being reported, failures since, when last logged], until it clears
+        self._failing: dict[str, list] = {}
 
     # ------------------------------------------------------------------ one step each
 
@@ -58,13 +63,13 @@ class RiskWorker:
 
         try:
             outcome = unwrap(engine_client().call([{"op": "liquidate"}])[0])
+            if any(outcome[k] for k in ("steps", "backstops", "released", "writtenOff")):
+                log.info("risk worker: liquidation %s", outcome)
         except Exception as exc:  # noqa: BLE001
             self._failed("liquidation scan", exc)
             return None
         self._recovered("liquidation scan")
         self.scans += 1
-        if outcome["steps"] or outcome["backstops"] or outcome["released"] or outcome["writtenOff"]:
-            log.info("risk worker: liquidation %s", outcome)
         return outcome
 
     # ------------------------------------------------------------------ the loops
@@ -76,8 +81,8 @@ class RiskWorker:
         try:
             self._ticks()
         finally:
-            self._due.set()  # let the scanner see the stop
-            scanner.join()
+            self.stop()  # (also when the ticks ended by an error: the scanner stops too)
+            scanner.join(JOIN_SECONDS)  # a scan waiting on a stopped engine is left behind
 
     def stop(self, *_: object) -> None:
         self.stopped.set()
@@ -108,12 +113,21 @@ class RiskWorker:
     # ------------------------------------------------------------------ reporting
 
     def _failed(self, part: str, exc: Exception) -> None:
-        """A failure is logged when it starts or changes, not once a second while it lasts."""
+        """A failure is logged when it starts or changes, and while it lasts every
+        REMIND_SECONDS with its count; not once a second."""
         text = f"{exc.code}: {exc.message}" if isinstance(exc, ExchangeError) else repr(exc)
-        if self._failing.get(part) != text:
-            self._failing[part] = text
+        now = time.monotonic()
+        state = self._failing.get(part)
+        if state is None or state[0] != text:
+            self._failing[part] = [text, 1, now]
             log.error("risk worker: %s failed: %s", part, text, exc_info=exc)
+            return
+        state[1] += 1
+        if now - state[2] >= REMIND_SECONDS:
+            state[2] = now
+            log.error("risk worker: %s still failing (%s times): %s", part, state[1], text)
 
     def _recovered(self, part: str) -> None:
-        if self._failing.pop(part, None) is not None:
-            log.warning("risk worker: %s works again", part)
+        state = self._failing.pop(part, None)
+        if state is not None:
+            log.warning("risk worker: %s works again after %s failures", part, state[1])

@@ -92,7 +92,7 @@ def start_risk_worker(env: dict, log: Path, interval: float = 0.2) -> subprocess
     return subprocess.Popen(
         [sys.executable, "manage.py", "riskworker", "--interval", str(interval)],
         cwd=ROOT,
-        env=env,
+        env={**env, "RISK_WORKER": "1"},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -271,6 +271,11 @@ class Hub:
                 ticker = await _read(_ticker)(symbol)
                 await self.send(f"ticker.{symbol}", ticker, out)
             if not heard(*_kline_streams(symbol)):
+                # Nobody to tell: the candles sent open are forgotten, not closed later
+                # with the figures of their last send (a subscriber meanwhile gets them
+                # anew on the market's next trade).
+                for key in [k for k in self._open if k[0] == symbol]:
+                    del self._open[key]
                 continue
             for interval, start, end, fields in await _read(_candles)(symbol, seconds):
                 await self._candle(symbol, interval, start, end, fields, now, out)
@@ -299,7 +304,9 @@ class Hub:
         for symbol in traded:
             streams += [f"ticker.{symbol}", *_kline_streams(symbol)]
         groups = {stream: names.group(stream) for stream in streams}
-        found = await asyncio.to_thread(self.listened, set(groups.values())) if groups else None
+        found = None
+        if groups and bus.enabled(self.layer):
+            found = await asyncio.to_thread(self.listened, set(groups.values()))
         if found is None:
             return lambda *streams: True
         return lambda *streams: any(groups[s] in found for s in streams)
@@ -444,14 +451,12 @@ def _position_figures(
     return positions.figures(accounts, keys, set(perps)), watching
 
 
-def _perp_streams(symbol: str) -> tuple[str, str]:
-    return f"markPrice.{symbol}", f"openInterest.{symbol}"
+def _perp_streams(symbol: str) -> list[str]:
+    return [f"{stream}.{symbol}" for stream in names.PERP_STREAMS]
 
 
 def _kline_streams(symbol: str) -> list[str]:
-    from trading import klines
-
-    return [f"kline.{interval}.{symbol}" for interval in ("1s", *klines.INTERVALS)]
+    return [f"kline.{interval}.{symbol}" for interval in names.KLINE_INTERVALS]
 
 
 def _fold(candles: dict, symbol: str, second: int, price: Decimal, qty: Decimal) -> None:

@@ -174,6 +174,7 @@ def test_a_hub_tick_reads_only_the_streams_some_process_listens_to(monkeypatch):
         return call
 
     monkeypatch.setattr(hub_module, "_read", fake_read)
+    monkeypatch.setattr(bus, "_not_before", 0.0)  # an earlier failed ask does not count
     layer = OneTripRedisChannelLayer(
         hosts=[os.environ["REDIS_URL"]], prefix=f"t{uuid.uuid4().hex[:10]}"
     )

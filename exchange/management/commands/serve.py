@@ -28,7 +28,8 @@ class Command(BaseCommand):
             engine_client().call([])  # start the engine thread: rebuild the books now
             self.stdout.write("embedded: the engine runs in this process")
         if not settings.REDIS_URL and not opts["no_jobs"]:
-            PeriodicJobs(app, settings.CELERY_BEAT_SCHEDULE).start()
+            # Every job, the risk worker's too (there is no risk worker here).
+            PeriodicJobs(app, {**settings.CELERY_BEAT_SCHEDULE, **settings.RISK_JOBS}).start()
             self.stdout.write("embedded: periodic jobs run in this process")
         self.stdout.write(f"serving http://{opts['host']}:{opts['port']}/")
         CommandLineInterface().run(
