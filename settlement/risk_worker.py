@@ -47,29 +47,16 @@ class RiskWorker:
 
         if not connection.in_atomic_block:  # (a test's transaction is left alone)
             close_old_connections()  # a connection the database dropped is opened anew
-        try:
-            services.update_prices()
-        except Exception as exc:  # noqa: BLE001
-            self._failed("price tick", exc)
+        if self._attempt("price tick", services.update_prices) is None:
             return False
-        self._recovered("price tick")
         self.ticks += 1
         return True
 
     def scan(self) -> dict | None:
         """One liquidation scan in the engine; its outcome, or None when it failed."""
-        from trading.commands import unwrap
-        from trading.services import engine_client
-
-        try:
-            outcome = unwrap(engine_client().call([{"op": "liquidate"}])[0])
-            if any(outcome[k] for k in ("steps", "backstops", "released", "writtenOff")):
-                log.info("risk worker: liquidation %s", outcome)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("liquidation scan", exc)
-            return None
-        self._recovered("liquidation scan")
-        self.scans += 1
+        outcome = self._attempt("liquidation scan", _liquidate)
+        if outcome is not None:
+            self.scans += 1
         return outcome
 
     # ------------------------------------------------------------------ the loops
@@ -112,6 +99,16 @@ class RiskWorker:
 
     # ------------------------------------------------------------------ reporting
 
+    def _attempt(self, part: str, step):  # noqa: ANN001, ANN202
+        """step(): what it returns, or None when it raised (logged as the part's failure)."""
+        try:
+            done = step()
+        except Exception as exc:  # noqa: BLE001
+            self._failed(part, exc)
+            return None
+        self._recovered(part)
+        return done
+
     def _failed(self, part: str, exc: Exception) -> None:
         """A failure is logged when it starts or changes, and while it lasts every
         REMIND_SECONDS with its count; not once a second."""
@@ -131,3 +128,13 @@ class RiskWorker:
         state = self._failing.pop(part, None)
         if state is not None:
             log.warning("risk worker: %s works again after %s failures", part, state[1])
+
+
+def _liquidate() -> dict:
+    from trading.commands import unwrap
+    from trading.services import engine_client
+
+    outcome = unwrap(engine_client().call([{"op": "liquidate"}])[0])
+    if any(outcome[k] for k in ("steps", "backstops", "released", "writtenOff")):
+        log.info("risk worker: liquidation %s", outcome)
+    return outcome

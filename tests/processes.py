@@ -16,6 +16,8 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -27,6 +29,16 @@ from trading import services
 from trading.models import Order, Trade
 
 ROOT = Path(__file__).resolve().parents[1]
+# The marks of a test with real processes: slow, on a database whose rows other processes
+# see (transactions committed, the rows put back after), skipped without PostgreSQL and Redis.
+REAL_SERVICES = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(
+        not django_settings.REDIS_URL or connection.vendor != "postgresql",
+        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
+    ),
+]
 CLEAR_ERRORS = {"TIMEOUT", "SERVER_ERROR"}
 
 

@@ -9,25 +9,23 @@ import signal
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
-from django.conf import settings
-from django.db import connection
 
 from accounts.errors import ExchangeError
 from exchange.asgi import application
 from tests.api.helpers import Api, limit, stamp
 from tests.builders import assert_ledger_clean, user_account
-from tests.processes import free_port, kill, start_worker, use_channel_engine, wait_for
+from tests.processes import (
+    REAL_SERVICES,
+    free_port,
+    kill,
+    start_worker,
+    use_channel_engine,
+    wait_for,
+)
 from trading import services
 from trading.models import Order
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not settings.REDIS_URL or connection.vendor != "postgresql",
-        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+pytestmark = REAL_SERVICES
 
 
 def use_fast_client(settings, redis_url: str, timeout: float = 3) -> dict:  # noqa: ANN001

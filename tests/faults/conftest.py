@@ -2,18 +2,9 @@
 of the topology taken down mid-stream. Slow (seconds each), bounded, skipped without
 PostgreSQL and Redis."""
 
-import pytest
-from django.conf import settings
-from django.db import connection
+from tests.processes import REAL_SERVICES
 
-FAULTS = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not settings.REDIS_URL or connection.vendor != "postgresql",
-        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+FAULTS = REAL_SERVICES
 
 
 QUICK = {"test_reconciliation.py"}  # the in-process engine: neither slow nor needs Redis

@@ -7,22 +7,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
 from lending.models import Pool, RateHistory
+from tests.processes import REAL_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not django_settings.REDIS_URL or connection.vendor != "postgresql",
-        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+pytestmark = REAL_SERVICES
 
 
 def test_the_accrual_task_runs_on_a_real_worker_through_the_broker(tmp_path):

@@ -15,14 +15,13 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from settlement.models import PriceSetting
 from settlement.risk_worker import RiskWorker
 from settlement.selectors import mark_prices
 from tests.builders import user_account
 from tests.processes import (
+    REAL_SERVICES,
     kill,
     marks_moving,
     start_risk_worker,
@@ -34,14 +33,6 @@ from trading.models import Order
 
 ROOT = Path(__file__).resolve().parents[2]
 PERP = "SOL_USDC_PERP"
-REAL = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not django_settings.REDIS_URL or connection.vendor != "postgresql",
-        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
 
 
 @pytest.mark.django_db
@@ -233,9 +224,9 @@ def test_the_riskworker_command_refuses_to_run_where_beat_runs_its_jobs():
     assert b"RISK_WORKER is not set, so Celery beat runs" in out.stderr
 
 
-@REAL[0]
-@REAL[1]
-@REAL[2]
+@REAL_SERVICES[0]
+@REAL_SERVICES[1]
+@REAL_SERVICES[2]
 def test_the_riskworker_command_ticks_scans_through_a_real_engine_and_stops_on_sigterm(
     settings, tmp_path
 ):

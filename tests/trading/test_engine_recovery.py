@@ -3,13 +3,10 @@ nothing that was acknowledged is lost or applied twice."""
 
 import signal
 
-import pytest
-from django.conf import settings as django_settings
-from django.db import connection
-
 from tests.builders import user_account
 from tests.processes import (
     CLEAR_ERRORS,
+    REAL_SERVICES,
     Traders,
     assert_nothing_lost,
     kill,
@@ -17,14 +14,7 @@ from tests.processes import (
     use_channel_engine,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not django_settings.REDIS_URL or connection.vendor != "postgresql",
-        reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)",
-    ),
-]
+pytestmark = REAL_SERVICES
 
 
 def setup(settings, tmp_path):  # noqa: ANN001, ANN201
