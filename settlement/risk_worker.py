@@ -11,7 +11,7 @@ rate on one thread (a tick that overruns skips the seconds it missed rather than
 them), and the scan on another, woken after each tick, failed or not: while the engine is
 down or slow, the marks go on moving, and the scans that could not run fold into one with
 the latest marks. Celery keeps the jobs of minutes and hours. With RISK_WORKER set
-(bin/run-prod and docker-compose set it) beat leaves these two jobs out; the embedded
+(the Procfile and docker-compose set it) beat leaves these two jobs out; the embedded
 default still runs them in its PeriodicJobs.
 """
 
@@ -131,10 +131,9 @@ class RiskWorker:
 
 
 def _liquidate() -> dict:
-    from trading.commands import unwrap
-    from trading.services import engine_client
+    from settlement.tasks import liquidate  # the beat job's own step, called in this process
 
-    outcome = unwrap(engine_client().call([{"op": "liquidate"}])[0])
+    outcome = liquidate()
     if any(outcome[k] for k in ("steps", "backstops", "released", "writtenOff")):
         log.info("risk worker: liquidation %s", outcome)
     return outcome

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if not settings.RISK_WORKER:
             raise CommandError(
                 "RISK_WORKER is not set, so Celery beat runs the price tick and liquidation; "
-                "set RISK_WORKER=1 for this process and beat (bin/run-prod does)"
+                "set RISK_WORKER=1 for this process and beat (the Procfile does)"
             )
         if not settings.REDIS_URL:
             raise CommandError("the risk worker needs REDIS_URL (the engine workers' layer)")
